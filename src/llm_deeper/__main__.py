@@ -1,0 +1,5 @@
+"""`python -m llm_deeper` runs the CLI."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,69 @@
+"""`llm-deeper speedrun`: the main job, every stage end to end, with a report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ..cli_options import MODEL_OPTION, QUICK_OPTION
+
+
+def speedrun(
+    quick: bool = QUICK_OPTION,
+    model: str = MODEL_OPTION,
+    only: str = typer.Option(None, "--stages", help="Comma-separated words; run only stages whose name contains one."),
+    out: Path = typer.Option(None, "--out", "-o", help="Folder for the report (default: a new run folder under $LLM_DEEPER_HOME/runs)."),
+    seed: int = typer.Option(0, "--seed", help="Seed for every random choice."),
+    list_stages: bool = typer.Option(False, "--list", help="List the stages and exit."),
+) -> None:
+    """Run the whole pipeline stage by stage and write a report. Example: llm-deeper speedrun --quick"""
+    import time
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..paths import artifact_dir
+    from ..speedrun.core import Context, discover, run_stages, write_report
+
+    console = Console()
+    stages = discover([w.strip() for w in only.split(",") if w.strip()] if only else None)
+    if list_stages or not stages:
+        for stage in stages:
+            console.print(f"{stage.key}  {stage.title}")
+        if not stages:
+            console.print(f"[red]no stage matches {only!r}[/]")
+            raise typer.Exit(2)
+        return
+    run_dir = out or artifact_dir("runs") / time.strftime("speedrun-%Y%m%d-%H%M%S")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ctx = Context(quick=quick, model=model, run_dir=run_dir, seed=seed, log=lambda line: console.print(f"    [dim]{line}[/]"))
+    console.rule(f"LLM Deeper speedrun ({'quick' if quick else 'full'}) — {len(stages)} stages")
+
+    def on_start(stage) -> None:
+        console.print(f"[bold]▶ {stage.title}[/]")
+
+    def on_end(outcome) -> None:
+        mark = "[green]✓[/]" if outcome.ok else "[red]✗[/]"
+        text = outcome.result.headline if outcome.result else outcome.error.strip().splitlines()[-1]
+        console.print(f"  {mark} {text} [dim]({outcome.seconds:.1f} s)[/]")
+
+    outcomes = run_stages(ctx, stages, on_start, on_end)
+    report = write_report(ctx, outcomes, run_dir / "report.md")
+
+    table = Table(title="Speedrun summary")
+    for column in ("stage", "result", "time", "headline"):
+        table.add_column(column, overflow="fold")
+    for o in outcomes:
+        headline = o.result.headline if o.result else o.error.strip().splitlines()[-1]
+        table.add_row(o.stage.title, "[green]ok[/]" if o.ok else "[red]FAILED[/]", f"{o.seconds:.1f} s", headline)
+    console.print(table)
+    console.print(f"report: {report}")
+    skipped = len(stages) - len(outcomes)
+    if not all(o.ok for o in outcomes):
+        console.print(f"[red]speedrun failed[/]" + (f" ({skipped} later stages not run)" if skipped else ""))
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("speedrun")(speedrun)

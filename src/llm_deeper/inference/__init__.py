@@ -1,0 +1,1 @@
+"""Generation: sampling settings, chat prompts, streamed decoding."""

@@ -1,0 +1,47 @@
+"""Sampling settings shared by the CLI, the server and the lessons."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import UserError
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """How to pick each next token."""
+
+    max_new_tokens: int = 256  # stop after this many generated tokens
+    temperature: float = 0.0  # 0 means greedy; higher flattens the distribution
+    top_p: float = 1.0  # nucleus sampling: keep the smallest set with this much mass
+    top_k: int = 0  # keep only the k most likely tokens (0 = off)
+    repetition_penalty: float = 1.0  # >1 discourages tokens already in the context
+    seed: int | None = None  # fixes the random stream for reproducible samples
+
+    def validate(self) -> "SamplingConfig":
+        """Raise a `UserError` naming the first bad setting and its valid range."""
+        if self.max_new_tokens < 1:
+            raise UserError(f"max new tokens must be at least 1, got {self.max_new_tokens}")
+        if not 0.0 <= self.temperature <= 2.0:
+            raise UserError(f"temperature must be between 0 and 2, got {self.temperature}")
+        if not 0.0 < self.top_p <= 1.0:
+            raise UserError(f"top-p must be in (0, 1], got {self.top_p}")
+        if self.top_k < 0:
+            raise UserError(f"top-k must be 0 (off) or positive, got {self.top_k}")
+        if self.repetition_penalty <= 0:
+            raise UserError(f"repetition penalty must be positive, got {self.repetition_penalty}")
+        return self
+
+    @property
+    def greedy(self) -> bool:
+        """True when decoding picks the arg-max token each step."""
+        return self.temperature == 0.0
+
+    def generate_kwargs(self) -> dict:
+        """Keyword arguments for transformers' `generate`."""
+        kwargs: dict = {"max_new_tokens": self.max_new_tokens, "repetition_penalty": self.repetition_penalty}
+        if self.greedy:
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        else:
+            kwargs.update(do_sample=True, temperature=self.temperature, top_p=self.top_p, top_k=self.top_k or None)
+        return kwargs

@@ -1,0 +1,126 @@
+"""Load a resolved model as (transformers model, tokenizer).
+
+One entry point, `load_model`, takes whatever `--model` accepts. Heavy imports
+(torch, transformers) happen here, not at package import, so the CLI stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from ..errors import ModelNotFoundError
+from .registry import ModelRef, resolve
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for inference, with where it came from."""
+
+    model: Any  # transformers PreTrainedModel, in eval mode
+    tokenizer: Any  # transformers tokenizer with a chat template when the model has one
+    ref: ModelRef  # what the user asked for
+    folder: Path | None  # HF folder the weights were read from (None for a direct GGUF load)
+    seconds: float  # wall time of the load
+
+
+def model_folder(ref: ModelRef, progress: Callable[[str], None] = lambda _: None) -> Path | None:
+    """HF folder for a ref, converting an embedded model on first use."""
+    if ref.kind == "registry":
+        from .embedded import prepare
+
+        assert ref.spec is not None
+        return prepare(ref.spec, progress)
+    if ref.kind == "hf":
+        return ref.path
+    return None
+
+
+def quiet_transformers() -> None:
+    """Hide transformers' own progress bars and notices; our commands show their own."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    # The GGUF dequantizer uses a bare tqdm that ignores the switch above.
+    os.environ.setdefault("TQDM_DISABLE", "1")
+
+
+def load_model(value: str | ModelRef, dtype: str = "float32", progress: Callable[[str], None] = lambda _: None) -> LoadedModel:
+    """Resolve and load a model; `dtype` is "float32", "bfloat16" or "float16"."""
+    ref = value if isinstance(value, ModelRef) else resolve(value)
+    start = time.perf_counter()
+    folder = model_folder(ref, progress)
+    if folder is None:
+        assert ref.path is not None
+        model, tokenizer = load_gguf(ref.path, dtype)
+    else:
+        model, tokenizer = load_hf_folder(folder, dtype)
+    return LoadedModel(model=model, tokenizer=tokenizer, ref=ref, folder=folder, seconds=time.perf_counter() - start)
+
+
+def torch_dtype(name: str):
+    """Map a dtype name to torch, with an error that lists the choices."""
+    import torch
+
+    choices = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
+    if name not in choices:
+        raise ModelNotFoundError(f"unknown dtype {name!r}: use float32, bfloat16 or float16")
+    return choices[name]
+
+
+def load_hf_folder(folder: Path, dtype: str = "float32"):
+    """Load weights and tokenizer from an HF folder, offline."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    quiet_transformers()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch_dtype(dtype), local_files_only=True)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelNotFoundError(f"could not load the model folder {folder}: {first_line(exc)}") from exc
+    model.eval()
+    return model, tokenizer
+
+
+def load_gguf(path: Path, dtype: str = "float32"):
+    """Load a GGUF through transformers (dequantized), ready to save or run.
+
+    transformers marks a GGUF-loaded model as quantized; `save_pretrained`
+    refuses it until that bookkeeping is cleared, although the weights are
+    already plain tensors.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    quiet_transformers()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name, local_files_only=True)
+        model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch_dtype(dtype), local_files_only=True)
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        raise ModelNotFoundError(f"could not read the GGUF {path}: {first_line(exc)}") from exc
+    clear_quantizer_state(model)
+    model.eval()
+    return model, tokenizer
+
+
+def clear_quantizer_state(model) -> None:
+    """Forget that weights came from a quantized file (they are dequantized now)."""
+    for attr in ("hf_quantizer", "quantization_method"):
+        if hasattr(model, attr):
+            setattr(model, attr, None)
+    if hasattr(model, "is_quantized"):
+        try:
+            model.is_quantized = False
+        except AttributeError:
+            pass
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception message, for one-line errors."""
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]

@@ -1,0 +1,1 @@
+"""Speedrun stages, run in file-name order (10_, 20_, ...)."""
