@@ -124,3 +124,16 @@ def first_line(exc: BaseException) -> str:
     """The first line of an exception message, for one-line errors."""
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0]
+
+
+def load_tokenizer(value: str | ModelRef):
+    """Only the tokenizer of a model (fast: no weights are read)."""
+    from transformers import AutoTokenizer
+
+    ref = value if isinstance(value, ModelRef) else resolve(value)
+    quiet_transformers()
+    folder = model_folder(ref)
+    if folder is None:
+        assert ref.path is not None
+        return AutoTokenizer.from_pretrained(ref.path.parent, gguf_file=ref.path.name, local_files_only=True)
+    return AutoTokenizer.from_pretrained(folder, local_files_only=True)
