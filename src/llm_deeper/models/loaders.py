@@ -6,7 +6,8 @@ One entry point, `load_model`, takes whatever `--model` accepts. Heavy imports
 
 from __future__ import annotations
 
-import os
+import contextlib
+import io
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,8 +46,6 @@ def quiet_transformers() -> None:
 
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
-    # The GGUF dequantizer uses a bare tqdm that ignores the switch above.
-    os.environ.setdefault("TQDM_DISABLE", "1")
 
 
 def load_model(value: str | ModelRef, dtype: str = "float32", progress: Callable[[str], None] = lambda _: None) -> LoadedModel:
@@ -97,8 +96,10 @@ def load_gguf(path: Path, dtype: str = "float32"):
 
     quiet_transformers()
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name, local_files_only=True)
-        model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch_dtype(dtype), local_files_only=True)
+        # The GGUF dequantizer draws its own tqdm bar that no switch turns off.
+        with contextlib.redirect_stderr(io.StringIO()):
+            tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name, local_files_only=True)
+            model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch_dtype(dtype), local_files_only=True)
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         raise ModelNotFoundError(f"could not read the GGUF {path}: {first_line(exc)}") from exc
     clear_quantizer_state(model)

@@ -1,0 +1,24 @@
+"""The main job in tiny settings: every stage runs and the report is written."""
+
+import pytest
+
+from conftest import run_cli
+
+pytestmark = pytest.mark.slow
+
+
+def test_speedrun_quick_completes_with_a_report(tmp_path):
+    result = run_cli("speedrun", "--quick", "--out", str(tmp_path), timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    report = (tmp_path / "report.md").read_text()
+    assert "| Chat turn | ok |" in report
+    assert "Paris" in report
+    assert "FAILED" not in report
+    assert "Speedrun summary" in result.stdout
+
+
+def test_speedrun_lists_stages_and_rejects_unknown_ones():
+    listed = run_cli("speedrun", "--list")
+    assert listed.returncode == 0 and "10_prepare_model" in listed.stdout
+    none = run_cli("speedrun", "--stages", "no-such-stage")
+    assert none.returncode == 2 and "no stage matches" in none.stdout

@@ -1,0 +1,54 @@
+"""The embedded default model: conversion, parity with the GGUF, a known answer."""
+
+import json
+
+import pytest
+import torch
+
+from llm_deeper.inference.hf_stream import chat_reply
+from llm_deeper.inference.sampling import SamplingConfig
+
+pytestmark = pytest.mark.slow
+
+
+def test_greedy_answer_names_paris(default_model):
+    reply = chat_reply(default_model.model, default_model.tokenizer, [{"role": "user", "content": "What is the capital of France?"}], SamplingConfig(max_new_tokens=20))
+    assert "Paris" in reply
+
+
+def test_cached_folder_logits_equal_the_gguf(default_model):
+    from llm_deeper.models.embedded import gguf_path
+    from llm_deeper.models.loaders import load_gguf
+
+    gguf_model, gguf_tokenizer = load_gguf(gguf_path(default_model.ref.spec))
+    text = "<|im_start|>user\nName three primary colors.<|im_end|>\n"
+    ids = default_model.tokenizer(text, return_tensors="pt")["input_ids"]
+    assert torch.equal(ids, gguf_tokenizer(text, return_tensors="pt")["input_ids"])
+    with torch.inference_mode():
+        diff = (default_model.model(ids).logits - gguf_model(ids).logits).abs().max().item()
+    assert diff < 1e-4
+
+
+def test_config_is_readable_by_every_consumer(default_model):
+    config = json.loads((default_model.folder / "config.json").read_text())
+    # mlx-lm and other readers look for a top-level rope_theta; 10000 would be wrong.
+    assert config["rope_theta"] == config["rope_parameters"]["rope_theta"] == 100000.0
+    assert "quantization_config" not in config
+    assert config["num_key_value_heads"] == 3 and config["tie_word_embeddings"] is True
+    assert (default_model.folder / "chat_template.jinja").is_file() or "chat_template" in json.loads((default_model.folder / "tokenizer_config.json").read_text())
+
+
+def test_exact_parameter_count(default_model):
+    from llm_deeper.models.inspect import count_parameters
+
+    assert count_parameters(default_model.model) == 134_515_008
+
+
+def test_models_info_and_generate_cli_on_the_default_model():
+    from conftest import run_cli
+
+    info = run_cli("models", "info", "smollm2-135m-instruct")
+    assert info.returncode == 0, info.stderr
+    assert "134,515,008" in info.stdout and "8192" in info.stdout
+    answer = run_cli("generate", "-p", "What is the capital of France?", "-t", "0", "-n", "20")
+    assert answer.returncode == 0 and "Paris" in answer.stdout
