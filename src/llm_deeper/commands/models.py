@@ -19,13 +19,14 @@ def list_models() -> None:
     from ..models.registry import DEFAULT_MODEL, REGISTRY
 
     table = Table(title="Embedded models (any HF folder or .gguf path works too)")
-    for column in ("name", "description", "license", "prepared", "folder"):
-        table.add_column(column)
+    for column in ("name", "description", "license", "prepared"):
+        table.add_column(column, overflow="fold")
     for spec in REGISTRY.values():
-        prepared = is_prepared(spec)
         name = spec.name + (" (default)" if spec.name == DEFAULT_MODEL else "")
-        table.add_row(name, spec.description, spec.license, "yes" if prepared else "no", str(cached_folder(spec)) if prepared else "run `models prepare`")
-    Console().print(table)
+        table.add_row(name, spec.description, spec.license, "yes" if is_prepared(spec) else "no: `llm-deeper models prepare`")
+    console = Console()
+    console.print(table)
+    console.print(f"converted models live in {cached_folder(REGISTRY[DEFAULT_MODEL]).parent}")
 
 
 @models_app.command("info")
@@ -55,7 +56,7 @@ def prepare(name: str = typer.Argument("smollm2-135m-instruct", help="Registry n
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from ..errors import UserError
-    from ..models.embedded import is_prepared
+    from ..models.embedded import cached_folder, is_prepared
     from ..models.embedded import prepare as prepare_spec
     from ..models.registry import resolve
 
@@ -64,7 +65,8 @@ def prepare(name: str = typer.Argument("smollm2-135m-instruct", help="Registry n
         raise UserError(f"{name} is a path, not a registry name: only embedded models need preparing (see `llm-deeper models list`)")
     console = Console()
     if is_prepared(ref.spec):
-        console.print(f"[green]✓[/] {ref.spec.name} is already prepared")
+        console.print(f"[green]✓[/] {ref.spec.name} is already prepared: {cached_folder(ref.spec)}")
+        return
     start = time.perf_counter()
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console, transient=True) as progress:
         task = progress.add_task(f"preparing {ref.spec.name}")
