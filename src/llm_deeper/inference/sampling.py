@@ -17,6 +17,11 @@ class SamplingConfig:
     top_k: int = 0  # keep only the k most likely tokens (0 = off)
     repetition_penalty: float = 1.0  # >1 discourages tokens already in the context
     seed: int | None = None  # fixes the random stream for reproducible samples
+    frequency_penalty: float = 0.0  # OpenAI-style: subtract this × (times a token already appeared in the reply)
+    presence_penalty: float = 0.0  # OpenAI-style: subtract this once from every token already in the reply
+    stop: tuple[str, ...] = ()  # stop strings: generation ends before the first one (not included in the text)
+    stop_token_ids: tuple[int, ...] = ()  # extra token ids that end generation (the model's EOS ids always do)
+    ignore_eos: bool = False  # keep going past EOS until max_new_tokens (benchmarks want fixed lengths)
 
     def validate(self) -> "SamplingConfig":
         """Raise a `UserError` naming the first bad setting and its valid range."""
@@ -30,6 +35,11 @@ class SamplingConfig:
             raise UserError(f"top-k must be 0 (off) or positive, got {self.top_k}")
         if self.repetition_penalty <= 0:
             raise UserError(f"repetition penalty must be positive, got {self.repetition_penalty}")
+        for name in ("frequency_penalty", "presence_penalty"):
+            if not -2.0 <= getattr(self, name) <= 2.0:
+                raise UserError(f"{name.replace('_', ' ')} must be between -2 and 2, got {getattr(self, name)}")
+        if any(not isinstance(s, str) or not s for s in self.stop):
+            raise UserError("stop strings must be non-empty strings")
         return self
 
     @property
