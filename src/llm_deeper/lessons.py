@@ -25,7 +25,7 @@ class Lesson:
 
     @property
     def key(self) -> str:
-        """What `lessons run` accepts: 'basics/03' (or '03' when unique)."""
+        """What `lessons run` accepts: 'basics/03' (a bare '03' means the first week's lesson 03)."""
         return f"{self.week}/{self.number}"
 
     @property
@@ -59,6 +59,8 @@ def select(key: str) -> list[Lesson]:
     picked = [l for l in lessons if key in (l.key, l.number, l.path.stem, f"{l.week}/{l.path.stem}")]
     if not picked:
         raise UserError(f"no lesson {key!r}: see `llm-deeper lessons list` (use 'all', a week, 'basics/03' or '03')")
+    if key.isdigit():  # a bare number names one lesson: the first week that has it ('03' = basics/03)
+        return picked[:1]
     return picked
 
 
@@ -69,4 +71,45 @@ def run(lesson: Lesson, quick: bool = False, extra_env: dict | None = None) -> t
         env["LLM_DEEPER_QUICK"] = "1"
     start = time.perf_counter()
     code = subprocess.call([sys.executable, str(lesson.path)], env=env, cwd=lesson.path.parent)
-    return code, time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    record_status(lesson, code, seconds, quick)
+    return code, seconds
+
+
+STATUS_FILE = "status.json"  # last result of each lesson, under the artifact base folder
+
+
+def _status_path() -> Path:
+    from .paths import artifact_dir
+
+    return artifact_dir("lessons") / STATUS_FILE
+
+
+def load_status() -> dict:
+    """{lesson key: {"exit": code, "seconds": s, "quick": bool}} of each lesson's last run."""
+    import json
+
+    try:
+        return json.loads(_status_path().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def record_status(lesson: Lesson, code: int, seconds: float, quick: bool) -> None:
+    """Remember a run's result for `lessons list` (written whole, then renamed: never half a file)."""
+    import json
+
+    status = load_status()
+    status[lesson.key] = {"exit": code, "seconds": round(seconds, 1), "quick": quick}
+    path = _status_path()
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(status, indent=1, sort_keys=True), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def status_text(entry: dict | None) -> str:
+    """'✓ 3.2 s', '✗ exit 1' or 'not run' for the list table."""
+    if not entry:
+        return "not run"
+    quick = " (quick)" if entry.get("quick") else ""
+    return f"✓ {entry['seconds']} s{quick}" if entry["exit"] == 0 else f"✗ exit {entry['exit']}"

@@ -1,0 +1,1 @@
+"""Data: corpora, SFT formats (JSONL readers), chat rendering, loss masks, synthetic tool-calling data."""
