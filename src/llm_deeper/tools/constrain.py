@@ -1,0 +1,221 @@
+"""Grammars that make a model's tool calls valid by construction (xgrammar).
+
+With `tool_choice="required"` (or a named function) the whole reply must be
+
+    <tool_call>{"name":"<one of the tools>","arguments":<JSON valid for that tool>}</tool_call>
+
+(one per line, several when parallel calls are allowed). With `"auto"` the
+model writes free text, but the moment it writes `<tool_call>` the rest of the
+call is held to the same grammar (an xgrammar structural tag with a trigger).
+All JSON is compact: no optional whitespace, so no tokens are spent on it.
+
+The grammar is exposed three ways so any decoder can use it: the structural
+tag (a dict, xgrammar's own format), an `xgrammar.Grammar` (its EBNF text via
+`str()`), and a compiled grammar for a tokenizer. `logits_processor` wraps the
+compiled grammar for transformers' `generate` (lessons, agent); the server's
+batched engine applies the same grammar with its own matcher loop.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from .openai_spec import ToolChoice, parse_tool_choice, validate_tools
+from .render import CALL_END, CALL_SEPARATOR, CALL_START, tool_dicts
+
+
+def arguments_ebnf(schema: dict) -> str:
+    """EBNF (xgrammar dialect) of compact JSON that matches `schema`."""
+    import xgrammar as xgr
+
+    return str(xgr.Grammar.from_json_schema(json.dumps(schema), any_whitespace=False, separators=(",", ":"), strict_mode=True))
+
+
+def _call_tag(name: str, parameters: dict) -> dict:
+    """One tool's call: the fixed opening with its name, its arguments' grammar, the closing."""
+    return {
+        "type": "tag",
+        "begin": CALL_START + '{"name":' + json.dumps(name, ensure_ascii=False) + ',"arguments":',
+        "content": {"type": "grammar", "grammar": arguments_ebnf(parameters or {"type": "object", "properties": {}})},
+        "end": "}" + CALL_END,
+    }
+
+
+@dataclass(frozen=True)
+class ToolGrammar:
+    """The constraint for one request's tool calls."""
+
+    structural_tag: dict  # xgrammar structural tag: {"type": "structural_tag", "format": {...}}
+    choice: ToolChoice  # the normalised tool_choice it was built for
+
+    def xgr_structural_tag(self):
+        """As an `xgrammar.StructuralTag` object."""
+        import xgrammar as xgr
+
+        return xgr.StructuralTag.from_json(self.structural_tag)
+
+    def grammar(self):
+        """As an `xgrammar.Grammar` (what `GrammarCompiler.compile_grammar` takes)."""
+        import xgrammar as xgr
+
+        return xgr.Grammar.from_structural_tag(json.dumps(self.structural_tag))
+
+    @property
+    def ebnf(self) -> str:
+        """The grammar as EBNF text."""
+        return str(self.grammar())
+
+    def compile(self, compiler):
+        """A compiled grammar for the compiler's tokenizer."""
+        return compiler.compile_structural_tag(json.dumps(self.structural_tag))
+
+
+def tool_call_grammar(tools, tool_choice="required", parallel_tool_calls: bool | None = True) -> ToolGrammar | None:
+    """The grammar for `tools` under `tool_choice`; None when nothing is constrained ("none").
+
+    `tools`: OpenAI tool dicts, Tools or a ToolRegistry. `tool_choice`: "auto",
+    "required", "none", {"type": "function", "function": {"name": ...}} or a
+    `ToolChoice`. Raises `InvalidToolsError` for bad schemas or unknown names.
+    """
+    definitions = validate_tools(tool_dicts(tools))
+    choice = tool_choice if isinstance(tool_choice, ToolChoice) else parse_tool_choice(tool_choice, definitions, parallel_tool_calls)
+    if choice.mode == "none":
+        return None
+    by_name = {d["function"]["name"]: d["function"] for d in definitions}
+    tags = [_call_tag(name, by_name[name].get("parameters")) for name in choice.names]
+    if choice.mode == "required":
+        fmt = {"type": "tags_with_separator", "tags": tags, "separator": CALL_SEPARATOR,
+               "at_least_one": True, "stop_after_first": not choice.parallel}
+    else:  # auto: free text until <tool_call>, then a constrained call
+        fmt = {"type": "triggered_tags", "triggers": [CALL_START], "tags": tags,
+               "at_least_one": False, "stop_after_first": not choice.parallel}
+    return ToolGrammar({"type": "structural_tag", "format": fmt}, choice)
+
+
+def json_schema_grammar(schema: dict):
+    """`response_format: json_schema`: compact JSON matching `schema`, as an xgrammar Grammar."""
+    import xgrammar as xgr
+
+    return xgr.Grammar.from_ebnf(arguments_ebnf(schema))
+
+
+# ── in-process generation with transformers ───────────────────────────────────
+
+_COMPILERS: dict[tuple[int, int], object] = {}
+
+
+def vocab_size_of(model, tokenizer) -> int:
+    """Rows of the output layer (may exceed len(tokenizer) because of padding)."""
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    if head is not None:
+        return int(head.weight.shape[0])
+    return int(getattr(model.config, "vocab_size", len(tokenizer)))
+
+
+def compiler_for(tokenizer, vocab_size: int):
+    """A cached `xgrammar.GrammarCompiler` for this tokenizer (building it takes ~1 s)."""
+    import xgrammar as xgr
+
+    key = (id(tokenizer), vocab_size)
+    if key not in _COMPILERS:
+        info = xgr.TokenizerInfo.from_huggingface(tokenizer, vocab_size=vocab_size)
+        _COMPILERS[key] = xgr.GrammarCompiler(info, max_threads=1)
+    return _COMPILERS[key]
+
+
+def logits_processor(model, tokenizer, grammar):
+    """A fresh transformers LogitsProcessor for one `generate` call.
+
+    `grammar`: a ToolGrammar, a JSON schema dict, an `xgrammar.Grammar` or a
+    compiled grammar.
+    """
+    import xgrammar as xgr
+    from xgrammar.contrib.hf import LogitsProcessor
+
+    compiler = compiler_for(tokenizer, vocab_size_of(model, tokenizer))
+    if isinstance(grammar, ToolGrammar):
+        compiled = grammar.compile(compiler)
+    elif isinstance(grammar, dict):
+        compiled = compiler.compile_json_schema(json.dumps(grammar), any_whitespace=False, separators=(",", ":"))
+    elif isinstance(grammar, xgr.Grammar):
+        compiled = compiler.compile_grammar(grammar)
+    else:
+        compiled = grammar
+    return LogitsProcessor(compiled)
+
+
+def generate_text(model, tokenizer, input_ids, grammar=None, max_new_tokens: int = 128,
+                  temperature: float = 0.0, seed: int | None = None) -> str:
+    """Generate one reply (greedy by default), constrained by `grammar` when given."""
+    import torch
+
+    kwargs: dict = {"max_new_tokens": max_new_tokens}
+    if temperature > 0:
+        kwargs.update(do_sample=True, temperature=temperature, top_p=1.0, top_k=0)
+        if seed is not None:
+            torch.manual_seed(seed)
+    else:
+        kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+    if grammar is not None:
+        kwargs["logits_processor"] = [logits_processor(model, tokenizer, grammar)]
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    with torch.inference_mode():
+        out = model.generate(input_ids, attention_mask=torch.ones_like(input_ids), pad_token_id=pad, **kwargs)
+    return tokenizer.decode(out[0, input_ids.shape[1]:], skip_special_tokens=True)
+
+
+def prompt_ids(tokenizer, messages: list[dict], tools=None):
+    """Token ids of the conversation rendered with the tool prompt, ready to generate from."""
+    from .render import to_template_messages
+
+    encoded = tokenizer.apply_chat_template(to_template_messages(messages, tools), add_generation_prompt=True,
+                                            return_tensors="pt", return_dict=True)
+    return encoded["input_ids"]
+
+
+def stream_text(model, tokenizer, input_ids, grammar=None, max_new_tokens: int = 128):
+    """Yield text pieces as greedy generation produces them, constrained by `grammar` when given."""
+    import threading
+
+    import torch
+    from transformers import TextIteratorStreamer
+
+    class TokenStreamer(TextIteratorStreamer):
+        """Emits the new text of every token (the stock streamer waits for a space, and compact JSON has none)."""
+
+        def put(self, value):
+            if len(value.shape) > 1:
+                value = value[0]
+            if self.skip_prompt and self.next_tokens_are_prompt:
+                self.next_tokens_are_prompt = False
+                return
+            self.token_cache.extend(value.tolist())
+            text = self.tokenizer.decode(self.token_cache, **self.decode_kwargs)
+            if text.endswith("\ufffd"):
+                return  # half of a multi-byte character: wait for the rest
+            piece, self.print_len = text[self.print_len:], len(text)
+            if piece:
+                self.on_finalized_text(piece)
+
+    streamer = TokenStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+    kwargs: dict = {"max_new_tokens": max_new_tokens, "do_sample": False, "temperature": None, "top_p": None, "top_k": None, "streamer": streamer}
+    if grammar is not None:
+        kwargs["logits_processor"] = [logits_processor(model, tokenizer, grammar)]
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            with torch.inference_mode():
+                model.generate(input_ids, attention_mask=torch.ones_like(input_ids), pad_token_id=pad, **kwargs)
+        except BaseException as exc:  # re-raised in the caller's thread
+            errors.append(exc)
+            streamer.end()
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    yield from streamer
+    thread.join()
+    if errors:
+        raise errors[0]

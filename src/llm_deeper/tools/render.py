@@ -1,0 +1,138 @@
+"""The one renderer: tools, calls and results as text in a plain chat template.
+
+The default model's ChatML template knows nothing about tools, so we describe
+them in the system message and write calls and results as ordinary text:
+
+    system     ... your system prompt ...  + the tool prompt (tools as JSON)
+    assistant  <tool_call>{"name":"get_weather","arguments":{"city":"Paris"}}</tool_call>
+    user       <tool_response>{"name":"get_weather","content":{...}}</tool_response>
+
+The synthetic fine-tuning data and the server both call these functions, so a
+model fine-tuned on that data sees at serving time exactly what it learned.
+Everything is compact JSON (no spaces): fewer tokens, and the same text the
+grammars in `constrain.py` allow.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Iterable
+
+from .calls import ToolCall, compact_json
+
+CALL_START = "<tool_call>"  # hermes format, what SmolLM2/Qwen-family models use
+CALL_END = "</tool_call>"
+CALL_SEPARATOR = "\n"  # between parallel calls
+RESPONSE_START = "<tool_response>"
+RESPONSE_END = "</tool_response>"
+
+TOOL_PROMPT = """You can call tools (functions) to help answer the user. The available tools, as JSON:
+<tools>
+{tools}
+</tools>
+To call a tool, reply with only a tool call, for example:
+<tool_call>{{"name":"tool_name","arguments":{{"param":"value"}}}}</tool_call>
+Put several tool calls one per line to call several tools at once. Each tool result comes back in a <tool_response> message. When you have what you need, answer the user in plain text."""
+
+
+def tool_dicts(tools) -> list[dict]:
+    """OpenAI tool definitions from a ToolRegistry, Tools, or dicts (left as they are)."""
+    if tools is None:
+        return []
+    if hasattr(tools, "schemas"):
+        return tools.schemas()
+    return [t.schema() if hasattr(t, "schema") else t for t in tools]
+
+
+def render_tool_prompt(tools) -> str:
+    """System-prompt text describing the tools and the call format."""
+    lines = []
+    for item in tool_dicts(tools):
+        function = item["function"]
+        entry = {"name": function["name"], "description": function.get("description", ""),
+                 "parameters": function.get("parameters") or {"type": "object", "properties": {}}}
+        lines.append(compact_json(entry))
+    return TOOL_PROMPT.format(tools="\n".join(lines))
+
+
+def format_tool_call(call: ToolCall | dict) -> str:
+    """`<tool_call>{"name":...,"arguments":{...}}</tool_call>` for one call."""
+    call = _as_call(call)
+    return f'{CALL_START}{{"name":{json.dumps(call.name, ensure_ascii=False)},"arguments":{compact_json(call.arguments)}}}{CALL_END}'
+
+
+def format_tool_calls(calls: Iterable[ToolCall | dict]) -> str:
+    """The assistant text for these calls, exactly what the model should emit."""
+    return CALL_SEPARATOR.join(format_tool_call(c) for c in calls)
+
+
+def format_tool_response(name: str, content) -> str:
+    """A tool result as the model reads it; JSON results stay JSON, text becomes a string."""
+    if isinstance(content, str):
+        try:
+            value = json.loads(content)
+        except json.JSONDecodeError:
+            value = content
+    else:
+        value = content
+    return f"{RESPONSE_START}{compact_json({'name': name, 'content': value})}{RESPONSE_END}"
+
+
+def _as_call(call) -> ToolCall:
+    return call if isinstance(call, ToolCall) else ToolCall.from_openai(call)
+
+
+def _text(content) -> str:
+    """Message content as text (OpenAI allows a list of parts)."""
+    if content is None:
+        return ""
+    if isinstance(content, list):
+        return "".join(part.get("text", "") for part in content if isinstance(part, dict) and part.get("type", "text") == "text")
+    return str(content)
+
+
+def to_template_messages(messages: list[dict], tools=None) -> list[dict]:
+    """OpenAI-style messages (assistant `tool_calls`, `tool` results) → plain role/content messages.
+
+    The tool prompt joins the system message (one is created if needed);
+    consecutive tool results become one user message, in call order.
+    """
+    tools = tool_dicts(tools)
+    out: list[dict] = []
+    names_by_id: dict[str, str] = {}  # tool_call_id → function name, for results without a name
+    pending_results: list[str] = []
+
+    def flush_results() -> None:
+        if pending_results:
+            out.append({"role": "user", "content": "\n".join(pending_results)})
+            pending_results.clear()
+
+    for message in messages:
+        role = message.get("role")
+        if role == "tool":
+            name = message.get("name") or names_by_id.get(message.get("tool_call_id", ""), "")
+            pending_results.append(format_tool_response(name, _text(message.get("content"))))
+            continue
+        flush_results()
+        if role == "assistant" and message.get("tool_calls"):
+            calls = [_as_call(c) for c in message["tool_calls"]]
+            names_by_id.update({c.id: c.name for c in calls})
+            text = _text(message.get("content")).strip()
+            out.append({"role": "assistant", "content": (text + "\n" if text else "") + format_tool_calls(calls)})
+        elif role in ("system", "developer"):
+            out.append({"role": "system", "content": _text(message.get("content"))})
+        else:
+            out.append({"role": role, "content": _text(message.get("content"))})
+    flush_results()
+    if tools:
+        prompt = render_tool_prompt(tools)
+        if out and out[0]["role"] == "system":
+            out[0] = {"role": "system", "content": (out[0]["content"].rstrip() + "\n\n" + prompt) if out[0]["content"].strip() else prompt}
+        else:
+            out.insert(0, {"role": "system", "content": prompt})
+    return out
+
+
+def chat_prompt(tokenizer, messages: list[dict], tools=None, add_generation_prompt: bool = True) -> str:
+    """The full prompt text through the tokenizer's chat template."""
+    return tokenizer.apply_chat_template(to_template_messages(messages, tools), tokenize=False, add_generation_prompt=add_generation_prompt)
