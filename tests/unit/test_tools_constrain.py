@@ -95,7 +95,8 @@ tools_strategy = st.lists(st.tuples(st.from_regex(r"[a-z_]{1,8}", fullmatch=True
                           unique_by=lambda t: t[0]).map(lambda items: [{"type": "function", "function": {"name": n, "parameters": p}} for n, p in items])
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+# derandomize: CI replays the same 25 examples, so a pass here is a pass there.
+@settings(max_examples=25, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(tools=tools_strategy, seed=st.integers(0, 10_000), parallel=st.booleans())
 def test_random_model_always_emits_schema_valid_calls(tiny, tools, seed, parallel):
     model, tokenizer = tiny
