@@ -1,0 +1,148 @@
+"""`llm-deeper tinygpt {train,sample,export}`: a GPT from scratch, end to end."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ..cli_options import QUICK_OPTION
+
+tinygpt_app = typer.Typer(help="Train a TinyGPT from scratch, sample from it, export it to transformers. Example: llm-deeper tinygpt train --quick", no_args_is_help=True)
+
+RUN_ARGUMENT = typer.Argument(None, help="Run folder written by `tinygpt train` (default: $LLM_DEEPER_HOME/tinygpt/default).")
+
+
+def default_run_dir() -> Path:
+    from ..paths import artifact_dir
+
+    return artifact_dir("tinygpt") / "default"
+
+
+@tinygpt_app.command("train")
+def train_command(
+    text: Path = typer.Option(None, "--text", help="UTF-8 text file to train on (default: Python stdlib docstrings)."),
+    out: Path = typer.Option(None, "--out", "-o", help="Run folder for checkpoint.pt and loss.png (default: $LLM_DEEPER_HOME/tinygpt/default)."),
+    tokenizer: str = typer.Option("bpe", "--tokenizer", help="'bpe' (byte-level BPE) or 'char'."),
+    vocab_size: int = typer.Option(512, "--vocab-size", min=258, help="BPE vocabulary size (ignored for char)."),
+    flavor: str = typer.Option("llama", "--flavor", help="'llama' (RoPE, RMSNorm, SwiGLU) or 'gpt2' (learned positions, LayerNorm, GELU)."),
+    layers: int = typer.Option(4, "--layers", min=1, help="Transformer blocks."),
+    heads: int = typer.Option(4, "--heads", min=1, help="Attention heads."),
+    embd: int = typer.Option(128, "--embd", min=8, help="Width of the residual stream."),
+    context: int = typer.Option(128, "--context", min=8, help="Context length in tokens."),
+    dropout: float = typer.Option(0.0, "--dropout", min=0.0, max=0.9, help="Dropout while training."),
+    steps: int = typer.Option(600, "--steps", min=1, help="Optimizer steps."),
+    batch_size: int = typer.Option(16, "--batch-size", min=1, help="Sequences per micro-batch, per process."),
+    grad_accum: int = typer.Option(1, "--grad-accum", min=1, help="Micro-batches per optimizer step."),
+    lr: float = typer.Option(1e-3, "--lr", min=0.0, help="Peak learning rate."),
+    warmup: int = typer.Option(50, "--warmup", min=0, help="Linear warmup steps."),
+    eval_every: int = typer.Option(100, "--eval-every", min=0, help="Steps between validation losses (0 = end only)."),
+    checkpoint_every: int = typer.Option(100, "--checkpoint-every", min=0, help="Steps between checkpoints (0 = end only)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the run folder's checkpoint (same losses as an uninterrupted run)."),
+    seed: int = typer.Option(1337, "--seed", help="Seed for weights, batches and dropout."),
+    threads: int = typer.Option(0, "--threads", min=0, help="torch CPU threads (0 = one per idle core)."),
+    compile: bool = typer.Option(False, "--compile", help="torch.compile the model (pays off on long runs)."),
+    bf16: bool = typer.Option(False, "--bf16", help="bfloat16 autocast (faster on CPUs with AVX512-BF16 and on GPUs)."),
+    device: str = typer.Option("auto", "--device", help="'auto', 'cpu' or 'cuda'."),
+    quick: bool = QUICK_OPTION,
+) -> None:
+    """Train on the default corpus or --text; works under torchrun for DDP. Example: llm-deeper tinygpt train --steps 300"""
+    import os
+
+    from rich.console import Console
+
+    from ..data.corpus import fingerprint
+    from ..errors import UserError
+    from ..scratch.tinygpt import TinyGPTConfig
+    from ..train.config import TrainConfig
+    from ..train.loop import train
+    from ..train.text import prepare
+
+    if quick:
+        layers, heads, embd, context, steps, batch_size, vocab_size = 2, 2, 64, 64, min(steps, 60), 8, min(vocab_size, 320)
+        warmup, eval_every, checkpoint_every = min(warmup, 10), 0, 0
+    main = int(os.environ.get("RANK", "0")) == 0
+    console = Console(quiet=not main)
+    out = (out or default_run_dir()).expanduser()
+    with console.status("building corpus and tokenizer"):
+        corpus, tok, data = prepare(text, tokenizer, vocab_size, context, max_chars=300_000 if quick else None)
+    try:
+        model_config = TinyGPTConfig(vocab_size=tok.vocab_size, context=context, n_layer=layers, n_head=heads, n_embd=embd, flavor=flavor, dropout=dropout)
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
+    cfg = TrainConfig(steps=steps, batch_size=batch_size, grad_accum=grad_accum, lr=lr, min_lr=lr / 10, warmup_steps=warmup,
+                      eval_every=eval_every, checkpoint_every=checkpoint_every, seed=seed, threads=threads, compile=compile, bf16=bf16, device=device)
+    console.print(f"corpus {corpus.name}: {corpus.chars:,} chars → {data.train.numel():,} train / {data.val.numel():,} val tokens ({tok.kind}, vocab {tok.vocab_size})")
+    result = train(model_config, cfg, data, tok, out, resume=resume, data_fingerprint=fingerprint(corpus.train), log=console.print)
+    if main:
+        val = f"{result.val_losses[-1][1]:.3f}" if result.val_losses else "n/a"
+        console.print(f"[green]✓[/] {result.model.num_parameters():,} parameters, {len(result.losses)} steps: train loss {result.losses[-1]:.3f}, "
+                      f"val loss {val}, {result.tokens_per_second:,.0f} tokens/s")
+        console.print(f"checkpoint: {result.checkpoint}\nloss curve: {result.plot}")
+
+
+@tinygpt_app.command("sample")
+def sample_command(
+    run: Path = RUN_ARGUMENT,
+    prompt: str = typer.Option("", "--prompt", "-p", help="Text to continue (default: start of a document)."),
+    max_new_tokens: int = typer.Option(200, "--max-new-tokens", "-n", min=1, help="Tokens to generate per sample."),
+    temperature: float = typer.Option(0.8, "--temperature", "-t", min=0.0, max=2.0, help="0 = greedy."),
+    top_k: int = typer.Option(0, "--top-k", min=0, help="Keep the k most likely tokens (0 = off)."),
+    top_p: float = typer.Option(0.95, "--top-p", min=0.0, max=1.0, help="Nucleus mass (1 = off)."),
+    repetition_penalty: float = typer.Option(1.0, "--repetition-penalty", min=0.01, help=">1 discourages repeats."),
+    samples: int = typer.Option(1, "--samples", "-s", min=1, help="How many samples."),
+    seed: int = typer.Option(None, "--seed", help="Seed for reproducible samples."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Recompute the whole sequence each step (slow; for comparison)."),
+) -> None:
+    """Generate text from a trained TinyGPT (stops at end-of-text). Example: llm-deeper tinygpt sample -p "Return the" -n 100"""
+    import time
+
+    from rich.console import Console
+
+    from ..errors import UserError
+    from ..scratch.tinygpt_sampling import generate
+    from ..train.checkpoint import model_from_checkpoint
+
+    if not 0.0 < top_p <= 1.0:
+        raise UserError(f"top-p must be in (0, 1], got {top_p}")
+    model, tok, _ = model_from_checkpoint(run or default_run_dir())
+    prompt_ids = tok.encode(prompt) if prompt else ([tok.eos_id] if tok.eos_id is not None else [0])
+    if len(prompt_ids) > model.config.context:
+        prompt_ids = prompt_ids[-model.config.context :]
+    console = Console(highlight=False)
+    for i in range(samples):
+        start = time.perf_counter()
+        out = generate(model, prompt_ids, max_new_tokens, temperature, top_k, top_p, repetition_penalty, tok.eos_id,
+                       seed=None if seed is None else seed + i, use_cache=not no_cache)
+        seconds = time.perf_counter() - start
+        text = tok.decode([t for t in out.tokens if t != tok.eos_id])
+        console.rule(f"sample {i + 1}: {len(out.tokens)} tokens, {len(out.tokens) / seconds:,.0f} tokens/s" + (", stopped at end-of-text" if out.stopped_on_eos else ""))
+        console.print(prompt + text, markup=False)
+
+
+@tinygpt_app.command("export")
+def export_command(
+    run: Path = RUN_ARGUMENT,
+    out: Path = typer.Option(None, "--out", "-o", help="Folder for the HF model (default: RUN/hf)."),
+) -> None:
+    """Write an HF folder (Llama or GPT-2) that transformers loads with equal logits. Example: llm-deeper tinygpt export --out ./tinygpt-hf"""
+    from rich.console import Console
+
+    from ..convert.tinygpt_export import export_hf, logits_parity
+    from ..train.checkpoint import model_from_checkpoint
+
+    run = run or default_run_dir()
+    model, tok, ckpt = model_from_checkpoint(run)
+    out = out or Path(ckpt["path"]).parent / "hf"
+    folder = export_hf(model, tok, out, {"checkpoint": ckpt["path"], "step": ckpt["step"]})
+    probe = tok.encode("def parity(check):\n    return logits")[: model.config.context] or [0]
+    diff = logits_parity(model, folder, probe)
+    arch = "LlamaForCausalLM" if model.config.flavor == "llama" else "GPT2LMHeadModel"
+    Console().print(f"[green]✓[/] {arch} → {folder}\n  transformers vs TinyGPT: max |Δlogit| = {diff:.2e} over {len(probe)} tokens\n"
+                    f"  use it anywhere a model goes: llm-deeper generate --model {folder} --raw -p 'Return the'")
+    if diff > 1e-4:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(tinygpt_app, name="tinygpt")

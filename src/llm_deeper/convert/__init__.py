@@ -1,0 +1,1 @@
+"""Converters between formats: TinyGPT → Hugging Face folder, PEFT ⇄ MLX, adapter checks."""

@@ -1,0 +1,62 @@
+"""DDP: 2 gloo processes with batch B end where 1 process with batch 2B ends."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from llm_deeper.data.corpus import fingerprint
+from llm_deeper.scratch.tinygpt import TinyGPTConfig
+from llm_deeper.train.checkpoint import load_checkpoint
+from llm_deeper.train.config import TrainConfig
+from llm_deeper.train.loop import train
+from llm_deeper.train.text import prepare
+
+SHAPE = ["--layers", "2", "--heads", "2", "--embd", "32", "--context", "16"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models: one torch thread is as fast, and far faster on a busy machine; restored afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_equal_one_process_with_double_batch(tmp_path):
+    text = tmp_path / "small.txt"
+    text.write_text("Line one of a small text for the DDP test.\nAnother line, with more words!\n" * 60)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",
+           "--master_addr", "127.0.0.1", "--master_port", str(free_port()),
+           "-m", "llm_deeper", "tinygpt", "train", "--text", str(text), "--tokenizer", "char", *SHAPE,
+           "--steps", "5", "--batch-size", "4", "--warmup", "2", "--eval-every", "0", "--checkpoint-every", "0",
+           "--threads", "1", "--device", "cpu", "--out", str(tmp_path / "ddp")]
+    env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ddp = load_checkpoint(tmp_path / "ddp")
+    assert ddp["world_size"] == 2 and ddp["step"] == 5
+
+    corpus, tok, data = prepare(text, "char", context=16)
+    model_config = TinyGPTConfig(vocab_size=tok.vocab_size, context=16, n_layer=2, n_head=2, n_embd=32)
+    cfg = TrainConfig(steps=5, batch_size=8, warmup_steps=2, lr=1e-3, min_lr=1e-4, eval_every=0, threads=1, device="cpu")
+    single = train(model_config, cfg, data, tok, None, data_fingerprint=fingerprint(corpus.train), show_progress=False)
+
+    worst = max((single.model.state_dict()[k] - v).abs().max().item() for k, v in ddp["model"].items())
+    assert worst < 1e-5
+    # And the 5 steps moved the weights well beyond that tolerance (the comparison is not vacuous).
+    initial = train(model_config, TrainConfig(steps=1, lr=0.0, min_lr=0.0, eval_every=0, threads=1, device="cpu"), data, tok, None, show_progress=False)
+    moved = max((initial.model.state_dict()[k] - v).abs().max().item() for k, v in ddp["model"].items())
+    assert moved > 1e-3
