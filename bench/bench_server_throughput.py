@@ -1,0 +1,120 @@
+"""Server overhead and concurrency: tokens/s through HTTP streaming vs the engine called directly.
+
+The server runs as `llm-deeper serve` in a subprocess; the direct engine runs in
+this process (only one of them works at a time). Default model, 128 new tokens, greedy, EOS ignored. A/B alternate, best run
+counts. Also aggregate tokens/s with 8 concurrent streaming clients vs 1,
+through the HTTP server (the openai client, async).
+
+    .venv/bin/python bench/bench_server_throughput.py [--tokens 128] [--rounds 2] [--dtype bfloat16] [--quick]
+
+Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import time
+
+MESSAGES = [{"role": "user", "content": "Tell me a story about a lighthouse keeper."}]
+
+
+def direct_rate(engine, tokens: int) -> float:
+    from llm_deeper.inference.sampling import SamplingConfig
+
+    start = time.perf_counter()
+    count = sum(len(e.token_ids) for e in engine.stream(MESSAGES, SamplingConfig(max_new_tokens=tokens, ignore_eos=True)))
+    return count / (time.perf_counter() - start)
+
+
+async def http_rate(url: str, model: str, clients: int, tokens: int) -> float:
+    import openai
+
+    client = openai.AsyncOpenAI(base_url=url + "/v1", api_key="unused", max_retries=0, timeout=600)
+
+    async def one(seed: int) -> int:
+        stream = await client.chat.completions.create(model=model, messages=MESSAGES, max_tokens=tokens, temperature=0 if clients == 1 else 0.8,
+                                                      seed=seed, stream=True, stream_options={"include_usage": True},
+                                                      extra_body={"ignore_eos": True})
+        usage = None
+        async for chunk in stream:
+            usage = chunk.usage or usage
+        return usage.completion_tokens
+
+    start = time.perf_counter()
+    counts = await asyncio.gather(*(one(i) for i in range(clients)))
+    seconds = time.perf_counter() - start
+    await client.close()
+    return sum(counts) / seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--tokens", type=int, default=128)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--dtype", default="bfloat16")
+    parser.add_argument("--quick", action="store_true", help="16 tokens, 1 round (smoke test)")
+    args = parser.parse_args()
+    if args.quick:
+        args.tokens, args.rounds = 16, 1
+
+    import subprocess
+    import sys
+
+    import httpx
+
+    from llm_deeper.inference.engine import Engine
+    from llm_deeper.serve.background import free_port
+
+    # The server runs in its own process, as in production: its event loop and
+    # the client's parsing do not share a GIL with the engine it is compared to.
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen([sys.executable, "-m", "llm_deeper", "serve", "--dtype", args.dtype, "--port", str(port), "--max-concurrency", "8"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    engine = Engine.load("smollm2-135m-instruct", dtype=args.dtype, max_batch=8)
+    direct, http, one, eight = [], [], [], []
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            try:
+                if httpx.get(url + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("the server did not start")
+            time.sleep(0.5)
+        model = httpx.get(url + "/v1/models").json()["data"][0]["id"]
+        asyncio.run(http_rate(url, model, 1, 4))  # warm-up
+        direct_rate(engine, 4)
+        for _ in range(args.rounds):
+            direct.append(direct_rate(engine, args.tokens))
+            http.append(asyncio.run(http_rate(url, model, 1, args.tokens)))
+        for _ in range(args.rounds):
+            one.append(asyncio.run(http_rate(url, model, 1, args.tokens // 2)))
+            eight.append(asyncio.run(http_rate(url, model, 8, args.tokens // 2)))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        engine.close()
+    print(json.dumps({
+        "benchmark": "server_throughput",
+        "model": "smollm2-135m-instruct",
+        "dtype": args.dtype,
+        "new_tokens": args.tokens,
+        "rounds": args.rounds,
+        "engine_direct_tokens_per_s": round(max(direct), 1),
+        "http_streaming_tokens_per_s": round(max(http), 1),
+        "ratio_http_vs_direct": round(max(http) / max(direct), 3),
+        "http_1_client_tokens_per_s": round(max(one), 1),
+        "http_8_clients_tokens_per_s": round(max(eight), 1),
+        "ratio_8_vs_1": round(max(eight) / max(one), 2),
+        "cpus": os.cpu_count(),
+    }))
+
+
+if __name__ == "__main__":
+    main()

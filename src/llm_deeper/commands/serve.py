@@ -1,0 +1,60 @@
+"""`llm-deeper serve`: the OpenAI-compatible server with the web chat page."""
+
+from __future__ import annotations
+
+import typer
+
+from ..cli_options import MODEL_OPTION
+
+
+def parse_lora(values: list[str]) -> dict[str, str]:
+    """`name=DIR` pairs → {name: DIR}, with a clear error for anything else."""
+    from ..errors import UserError
+
+    out: dict[str, str] = {}
+    for value in values or []:
+        name, sep, folder = value.partition("=")
+        if not sep or not name.strip() or not folder.strip():
+            raise UserError(f"--lora expects NAME=DIR (e.g. --lora tools=./adapters/tools), got {value!r}")
+        if name.strip() in out:
+            raise UserError(f"--lora name {name.strip()!r} is given twice")
+        out[name.strip()] = folder.strip()
+    return out
+
+
+def serve(
+    model: str = MODEL_OPTION,
+    lora: list[str] = typer.Option(None, "--lora", help="A LoRA adapter served as its own model name: NAME=DIR (repeatable)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to bind (0.0.0.0 exposes the server to the network)."),
+    port: int = typer.Option(8000, "--port", min=1, max=65535, help="TCP port."),
+    api_key: str = typer.Option(None, "--api-key", envvar="LLM_DEEPER_API_KEY", help="Require 'Authorization: Bearer KEY' on /v1 routes."),
+    max_concurrency: int = typer.Option(8, "--max-concurrency", min=1, help="Requests decoded together in one batch."),
+    max_queue: int = typer.Option(64, "--max-queue", min=0, help="Requests that may wait for a batch slot; more get 429."),
+    max_model_len: int = typer.Option(None, "--max-model-len", min=16, help="Cap the context length (default: the model's)."),
+    default_max_tokens: int = typer.Option(1024, "--default-max-tokens", min=1, help="Reply length when a request sets no max_tokens."),
+    dtype: str = typer.Option("float32", "--dtype", help="float32 (exact), bfloat16, or int8 (int8 weights, bf16 activations; fastest decode, slightly different numbers)."),
+) -> None:
+    """Serve a model (and LoRA adapters) over an OpenAI-compatible API with a web chat page at /. Example: llm-deeper serve --port 8000"""
+    import uvicorn
+    from rich.console import Console
+
+    from ..inference.engine import Engine
+    from ..serve.app import create_app
+
+    adapters = parse_lora(lora)
+    console = Console(stderr=True)
+    with console.status(f"loading {model}"):
+        engine = Engine.load(model, dtype=dtype, loras=adapters, max_batch=max_concurrency, max_queue=max_queue, max_len=max_model_len)
+    app = create_app(engine, api_key=api_key, default_max_tokens=default_max_tokens)
+    names = ", ".join([engine.name, *engine.adapters])
+    console.print(f"[green]✓[/] serving {names} (context {engine.context_length}, {dtype}, batch ≤ {max_concurrency})")
+    console.print(f"  web chat: http://{host}:{port}/   API: http://{host}:{port}/v1   docs: http://{host}:{port}/docs"
+                  + ("   (API key required)" if api_key else ""))
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="warning")
+    finally:
+        engine.close()
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)

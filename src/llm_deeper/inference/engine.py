@@ -1,0 +1,404 @@
+"""The generation engine: continuous batching over a slot KV cache.
+
+One background thread owns the model. Between two decode steps it admits
+waiting requests (one prefill each, which also yields their first token) and
+drops the finished or cancelled ones; every decode step then advances all
+running requests with one batched forward pass. Each request keeps its own
+sampling settings, seed, stop strings, LoRA adapter and grammar.
+
+Callers use `Engine.generate` (blocking, whole result), `Engine.stream`
+(an iterator of `StreamEvent`s) or `Engine.submit` with their own sink (the
+server pushes events into an asyncio queue this way).
+"""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import itertools
+import queue
+import threading
+import time
+import weakref
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+from ..errors import UserError
+from .penalties import apply_penalties, pick_token, top_logprobs
+from .sampling import SamplingConfig
+from .stops import TextTracker
+
+
+class QueueFullError(UserError):
+    """Too many requests are running or waiting; the client should retry later."""
+
+
+class ContextLengthError(UserError):
+    """The prompt (plus the requested tokens) does not fit in the context."""
+
+
+@dataclass
+class Usage:
+    """Token counts of one request, as the OpenAI API reports them."""
+
+    prompt_tokens: int
+    completion_tokens: int
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass
+class TokenLogprob:
+    """The chosen token's log-probability and the most likely alternatives."""
+
+    token_id: int
+    logprob: float
+    top: list[tuple[int, float]]  # (token id, log-probability), best first
+
+
+@dataclass
+class StreamEvent:
+    """What one engine step produced for one request."""
+
+    text: str  # newly safe text (may be empty while a stop string or UTF-8 character is pending)
+    token_ids: list[int]  # the token(s) sampled in this step
+    logprobs: list[TokenLogprob] = field(default_factory=list)  # filled when logprobs were requested
+    finish_reason: str | None = None  # "stop", "length", "cancelled" or "error" on the last event
+    usage: Usage | None = None  # on the last event
+    error: str = ""  # set with finish_reason "error"
+
+
+@dataclass
+class GenerationResult:
+    """A finished generation."""
+
+    text: str
+    token_ids: list[int]  # every sampled token, the stop token included
+    finish_reason: str
+    usage: Usage
+    logprobs: list[TokenLogprob] = field(default_factory=list)
+
+
+class Request:
+    """One generation in flight; `cancel()` frees its slot before the next step."""
+
+    _ids = itertools.count()
+
+    def __init__(self, prompt_ids: list[int], config: SamplingConfig, adapter: str | None, constraint, logprobs: int | None,
+                 sink: Callable[[StreamEvent], None] | None, tracker: TextTracker):
+        import torch
+
+        self.id = next(self._ids)
+        self.prompt_ids = prompt_ids
+        self.config = config
+        self.adapter = adapter
+        self.constraint = constraint
+        self.logprobs = logprobs  # None = off, k = also the k best alternatives
+        self._queue: queue.Queue | None = None
+        if sink is None:
+            self._queue = queue.Queue()
+            sink = self._queue.put
+        self.sink = sink
+        self.tracker = tracker
+        self.output: list[int] = []
+        self.counts: dict[int, int] = {}
+        self.generator = torch.Generator()
+        self.generator.manual_seed(config.seed if config.seed is not None else torch.seed())
+        self.cancelled = threading.Event()
+        self.finished = False
+        self.submitted = time.perf_counter()
+        self.first_token_at: float | None = None
+
+    def cancel(self) -> None:
+        """Stop generating (the client went away); the engine drops it within one step."""
+        self.cancelled.set()
+
+    @property
+    def position(self) -> int:
+        """Where the last sampled token goes in the cache (prompt + reply so far − 1)."""
+        return len(self.prompt_ids) + len(self.output) - 1
+
+    def events(self) -> Iterator[StreamEvent]:
+        """Events until the last one (only for requests submitted without a sink)."""
+        assert self._queue is not None, "this request delivers its events to a sink"
+        while True:
+            event = self._queue.get()
+            yield event
+            if event.finish_reason is not None:
+                return
+
+    def result(self) -> GenerationResult:
+        """Wait for the end and gather the whole result."""
+        text, ids, lps = [], [], []
+        for event in self.events():
+            text.append(event.text)
+            ids += event.token_ids
+            lps += event.logprobs
+        if event.finish_reason == "error":
+            raise RuntimeError(f"generation failed: {event.error}")
+        assert event.usage is not None
+        return GenerationResult("".join(text), ids, event.finish_reason, event.usage, lps)
+
+
+class Engine:
+    """A loaded model plus the scheduler thread that serves requests."""
+
+    def __init__(self, loaded, adapters: dict[str, str | Path] | None = None, max_batch: int = 8, max_queue: int = 64,
+                 max_len: int | None = None, name: str | None = None, int8: bool = False):
+        from .lora import load_lora
+        from .runners import make_runner
+
+        if max_batch < 1:
+            raise UserError(f"max batch (concurrency) must be at least 1, got {max_batch}")
+        if max_queue < 0:
+            raise UserError(f"max queue must be 0 or more, got {max_queue}")
+        self.loaded = loaded
+        self.model = loaded.model
+        self.tokenizer = loaded.tokenizer
+        self.name = name or loaded.ref.display_name
+        config = self.model.config
+        model_context = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None) or 2048
+        self.context_length = min(model_context, max_len) if max_len else model_context
+        self.vocab_size = config.vocab_size
+        dtype = next(self.model.parameters()).dtype
+        self.adapters = {n: load_lora(n, folder, dtype) for n, folder in (adapters or {}).items()}
+        for adapter_name in self.adapters:
+            if adapter_name == self.name:
+                raise UserError(f"adapter name {adapter_name!r} is the base model's name; pick another")
+        self.runner = make_runner(self.model, max_batch, self.context_length, self.adapters, int8=int8)
+        self.batched = type(self.runner).__name__ == "LlamaRunner"
+        self.max_batch, self.max_queue = max_batch, max_queue
+        self.stop_ids = self._eos_ids()
+        self._waiting: collections.deque[Request] = collections.deque()
+        self._running: list[Request] = []
+        self._cv = threading.Condition()
+        self._closed = False
+        self._in_flight = 0  # submitted and not finished (waiting, being admitted or running)
+        self.steps = 0  # decode steps run (for metrics)
+        self.last_batch_size = 0
+        self.observers: list[Callable[[Request, StreamEvent], None]] = []  # called on each request's last event
+        self._thread = threading.Thread(target=self._loop, name="llm-deeper-engine", daemon=True)
+        self._thread.start()
+        # Stop decoding before the interpreter tears torch down (a weak reference,
+        # so the exit hook does not keep a closed engine and its weights alive).
+        ref = weakref.ref(self)
+        atexit.register(lambda: ref() is not None and ref().close())
+
+    @classmethod
+    def load(cls, model: str = "smollm2-135m-instruct", dtype: str = "float32", loras: dict[str, str | Path] | None = None, **kwargs) -> "Engine":
+        """Load a registry model / HF folder / GGUF (optionally with LoRA adapters) and start the engine.
+
+        `dtype`: "float32" (exact), "bfloat16", or "int8" (int8 weights, bf16 activations: fastest decode).
+        """
+        from ..models.loaders import load_model
+
+        if dtype == "int8":
+            return cls(load_model(model, dtype="bfloat16"), adapters=loras, int8=True, **kwargs)
+        return cls(load_model(model, dtype=dtype), adapters=loras, **kwargs)
+
+    def _eos_ids(self) -> set[int]:
+        ids: set[int] = set()
+        for value in (getattr(self.model.generation_config, "eos_token_id", None), self.tokenizer.eos_token_id):
+            if isinstance(value, int):
+                ids.add(value)
+            elif value:
+                ids.update(value)
+        return ids
+
+    # -- prompts --------------------------------------------------------------
+    def encode(self, prompt) -> list[int]:
+        """Chat messages (list of dicts) → chat template; text → tokens; token ids pass through."""
+        if isinstance(prompt, str):
+            return self.tokenizer(prompt, add_special_tokens=True)["input_ids"]
+        if prompt and all(isinstance(t, int) for t in prompt):
+            return list(prompt)
+        if prompt and all(isinstance(m, dict) for m in prompt):
+            from .hf_stream import chat_input_ids
+
+            return chat_input_ids(self.tokenizer, prompt)[0].tolist()
+        raise UserError("the prompt must be a non-empty string, list of token ids or list of chat messages")
+
+    # -- submitting -----------------------------------------------------------
+    def submit(self, prompt, config: SamplingConfig, adapter: str | None = None, constraint=None, logprobs: int | None = None,
+               sink: Callable[[StreamEvent], None] | None = None) -> Request:
+        """Queue a request; raises ContextLengthError, QueueFullError or UserError for bad input."""
+        config.validate()
+        if adapter is not None and adapter not in self.adapters:
+            raise UserError(f"unknown adapter {adapter!r}; loaded: {', '.join(self.adapters) or 'none'}")
+        ids = self.encode(prompt)
+        if not ids:
+            raise UserError("the prompt is empty")
+        if len(ids) >= self.context_length:
+            raise ContextLengthError(
+                f"the prompt has {len(ids)} tokens but the model's context is {self.context_length} tokens; shorten the prompt"
+            )
+        bad = [t for t in ids if not 0 <= t < self.vocab_size]
+        if bad:
+            raise UserError(f"token id {bad[0]} is outside the vocabulary (0..{self.vocab_size - 1})")
+        request = Request(ids, config, adapter, constraint, logprobs, sink, TextTracker(self.tokenizer, config.stop))
+        with self._cv:
+            if self._closed:
+                raise UserError("the engine is shut down")
+            running = self._in_flight - len(self._waiting)
+            if self._in_flight >= self.max_batch + self.max_queue:
+                raise QueueFullError(
+                    f"too many requests: {running} running and {len(self._waiting)} waiting (limit {self.max_batch} + {self.max_queue}); retry later"
+                )
+            self._waiting.append(request)
+            self._in_flight += 1
+            self._cv.notify()
+        return request
+
+    def generate(self, prompt, config: SamplingConfig = SamplingConfig(), **kwargs) -> GenerationResult:
+        """The whole reply at once."""
+        return self.submit(prompt, config, **kwargs).result()
+
+    def stream(self, prompt, config: SamplingConfig = SamplingConfig(), **kwargs) -> Iterator[StreamEvent]:
+        """Events as tokens are produced; leaving the loop early cancels the request."""
+        request = self.submit(prompt, config, **kwargs)
+        try:
+            yield from request.events()
+        finally:
+            request.cancel()
+
+    def stats(self) -> dict:
+        """Running and waiting counts (for /metrics and /health)."""
+        waiting = len(self._waiting)
+        return {"running": self._in_flight - waiting, "waiting": waiting, "steps": self.steps, "batch_size": self.last_batch_size}
+
+    def close(self) -> None:
+        """Stop the scheduler; waiting and running requests end as cancelled."""
+        with self._cv:
+            self._closed = True
+            self._cv.notify()
+        self._thread.join(timeout=10)
+
+    # -- the scheduler thread -------------------------------------------------
+    def _loop(self) -> None:
+        while True:
+            with self._cv:
+                while not self._closed and not self._waiting and not self._running:
+                    self._cv.wait()
+                if self._closed:
+                    for request in list(self._waiting) + self._running:
+                        self._finish(request, "cancelled")
+                    return
+                admitted = []
+                while self._waiting and len(self._running) + len(admitted) < self.max_batch:
+                    admitted.append(self._waiting.popleft())
+            try:
+                for request in admitted:
+                    self._start(request)
+                self._drop_done()
+                if self._running:
+                    self._step()
+                    self._drop_done()
+            except Exception as exc:  # never let one bad step kill the server: fail the batch, keep going
+                message = f"{type(exc).__name__}: {exc}"
+                for request in admitted + self._running:
+                    if not request.finished:
+                        self._finish(request, "error", error=message)
+                self._drop_done()
+
+    def _start(self, request: Request) -> None:
+        if request.cancelled.is_set():
+            self._finish(request, "cancelled")
+            return
+        slot = len(self._running)
+        logits = self.runner.prefill(slot, request.prompt_ids, request.adapter)
+        self._running.append(request)
+        self._advance(request, logits)
+
+    def _step(self) -> None:
+        running = [r for r in self._running]
+        logits = self.runner.decode(
+            [r.output[-1] for r in running], [r.position for r in running], [r.adapter for r in running],
+        )
+        self.steps += 1
+        self.last_batch_size = len(running)
+        for row, request in enumerate(running):
+            if not request.finished:
+                self._advance(request, logits[row])
+
+    def _drop_done(self) -> None:
+        """Remove finished or cancelled requests; keep running slots contiguous."""
+        for slot in range(len(self._running) - 1, -1, -1):
+            request = self._running[slot]
+            if request.cancelled.is_set() and not request.finished:
+                self._finish(request, "cancelled")
+            if not request.finished:
+                continue
+            last = len(self._running) - 1
+            if slot != last:
+                mover = self._running[last]
+                self.runner.move(last, slot, mover.position)
+                self._running[slot] = mover
+            self.runner.release(last)
+            self._running.pop()
+
+    def _advance(self, request: Request, logits) -> None:
+        """Sample one token for a request and deliver what it adds."""
+        config = request.config
+        raw = logits
+        scores = apply_penalties(logits, config, request.prompt_ids, request.counts)
+        if request.constraint is not None:
+            scores = scores.clone() if scores is raw else scores
+            request.constraint.mask(scores)
+        token = pick_token(scores, config, request.generator)
+        if request.constraint is not None:
+            request.constraint.accept(token)
+        lps = []
+        if request.logprobs is not None:
+            lp, alternatives = top_logprobs(raw, token, request.logprobs)
+            lps.append(TokenLogprob(token, lp, alternatives))
+        if request.first_token_at is None:
+            request.first_token_at = time.perf_counter()
+        request.output.append(token)
+        request.counts[token] = request.counts.get(token, 0) + 1
+        stop_token = (token in self.stop_ids and not config.ignore_eos) or token in config.stop_token_ids
+        reason = None
+        if stop_token:
+            text, reason = request.tracker.finish(), "stop"
+        else:
+            text = request.tracker.add(token)
+            if request.tracker.stopped or (request.constraint is not None and request.constraint.done):
+                reason = "stop"
+            elif len(request.output) >= config.max_new_tokens or len(request.prompt_ids) + len(request.output) >= self.context_length:
+                reason = "length"
+            if reason:
+                text += request.tracker.finish()
+        if reason is None and request.cancelled.is_set():
+            reason = "cancelled"
+        event = StreamEvent(text, [token], lps, reason)
+        if reason:
+            self._finish(request, reason, event)
+        else:
+            self._deliver(request, event)
+
+    @staticmethod
+    def _deliver(request: Request, event: StreamEvent) -> None:
+        """Hand an event to the request's consumer; a consumer that fails is treated as gone."""
+        try:
+            request.sink(event)
+        except Exception:  # e.g. the server's event loop has closed: stop this request, not the batch
+            request.cancel()
+
+    def _finish(self, request: Request, reason: str, event: StreamEvent | None = None, error: str = "") -> None:
+        if request.finished:
+            return
+        request.finished = True
+        with self._cv:
+            self._in_flight -= 1
+        event = event or StreamEvent("", [], [], reason)
+        event.finish_reason = reason
+        event.error = error
+        event.usage = Usage(len(request.prompt_ids), len(request.output))
+        self._deliver(request, event)
+        for observer in self.observers:
+            try:
+                observer(request, event)
+            except Exception:  # metrics must never break generation
+                pass

@@ -1,0 +1,55 @@
+"""`llm-deeper serve` as users run it: a subprocess on a real port, plus its input errors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import httpx
+import openai
+
+from conftest import REPO, run_cli
+from llm_deeper.serve.background import free_port
+
+
+def test_serve_subprocess_with_lora_and_api_key(tiny_llama_dir, tmp_path):
+    from peft import LoraConfig, get_peft_model
+
+    from llm_deeper.models.tiny import tiny_llama
+
+    get_peft_model(tiny_llama(), LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj"], init_lora_weights=False)).save_pretrained(tmp_path / "ad")
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "llm_deeper", "serve", "--model", str(tiny_llama_dir), "--port", str(port),
+                                "--lora", f"mine={tmp_path / 'ad'}", "--api-key", "k1", "--max-concurrency", "2"],
+                               cwd=REPO, env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(url + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert process.poll() is None, process.stdout.read()
+            assert time.monotonic() < deadline, "server did not come up"
+            time.sleep(0.2)
+        client = openai.OpenAI(base_url=url + "/v1", api_key="k1", max_retries=0)
+        models = client.models.list().data
+        assert [m.id for m in models] == [tiny_llama_dir.name, "mine"]
+        reply = client.chat.completions.create(model="mine", messages=[{"role": "user", "content": "hi"}], max_tokens=3)
+        assert reply.usage.completion_tokens <= 3 and reply.model == "mine"
+        assert httpx.get(url + "/v1/models").status_code == 401
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def test_serve_input_errors_are_one_line(tmp_path):
+    result = run_cli("serve", "--lora", "no-equals-sign", timeout=60)
+    assert result.returncode == 2 and "--lora expects NAME=DIR" in result.stderr + result.stdout
+    assert "Traceback" not in result.stderr
+    result = run_cli("serve", "--model", str(tmp_path / "missing"), timeout=60)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
