@@ -1,0 +1,186 @@
+"""`llm-deeper eval` (one model, or base vs LoRA) and `llm-deeper eval compare`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ..cli_options import MODEL_OPTION
+
+eval_app = typer.Typer(
+    help="Score a model on a data set (perplexity, ROUGE, BERTScore, exact match, tool use, speed). "
+    "Example: llm-deeper eval --data test.jsonl --metrics tools,rouge",
+    invoke_without_command=True,
+)
+
+
+def _progress(console):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True)
+
+
+def _print_run(console, run, folder: Path) -> None:
+    from rich.table import Table
+
+    from ..evals.scores import fmt, spec
+
+    table = Table(title=f"{run.info.get('label')} — {run.info.get('examples')} examples")
+    for column in ("metric", "value", "95% CI", "n"):
+        table.add_column(column, justify="left" if column == "metric" else "right")
+    for name, agg in run.aggregates.items():
+        table.add_row(spec(name).label, fmt(name, agg.value), f"{fmt(name, agg.low)} – {fmt(name, agg.high)}", str(agg.n))
+    console.print(table)
+    if "bertscore" in run.info:
+        console.print(f"[dim]BERTScore: {run.info['bertscore']['encoder']}, layer {run.info['bertscore']['layer']}; not comparable to roberta-large numbers.[/]")
+    console.print(f"results: {folder / 'results.json'}\nreport:  {folder / 'report.md'}")
+
+
+@eval_app.callback()
+def evaluate(
+    ctx: typer.Context,
+    data: Path = typer.Option(None, "--data", "-d", help="JSONL (chat with tools, Alpaca, prompt/completion, or {\"text\"}) or a .txt file."),
+    model: str = MODEL_OPTION,
+    adapter: Path = typer.Option(None, "--adapter", "-a", help="PEFT LoRA adapter folder to put on the model."),
+    with_base: bool = typer.Option(False, "--with-base", help="With --adapter: also score the base model and write a comparison."),
+    base_url: str = typer.Option(None, "--base-url", help="OpenAI-compatible endpoint (ours or vLLM), e.g. http://127.0.0.1:8000/v1; --model is the served name."),
+    api_key: str = typer.Option(None, "--api-key", envvar="OPENAI_API_KEY", help="API key for --base-url (if the server wants one)."),
+    metrics: str = typer.Option("rouge,tools", "--metrics", help="Comma-separated: ppl, rouge, bertscore, exact, tools, or 'all'."),
+    limit: int = typer.Option(None, "--limit", min=1, help="Score only the first N examples."),
+    max_new_tokens: int = typer.Option(128, "--max-new-tokens", "-n", min=1, help="Reply length limit."),
+    batch_size: int = typer.Option(1, "--batch-size", "-b", min=1, help="In-process prompts per left-padded generate call (1 = the reference; on 2 CPU cores 8 measured slower, see bench/RESULTS.md)."),
+    temperature: float = typer.Option(0.0, "--temperature", "-t", min=0.0, max=2.0, help="0 = greedy (reproducible)."),
+    constrain: bool = typer.Option(False, "--constrain", help="In-process: hold started tool calls to their schemas, as `llm-deeper serve` does."),
+    stem: bool = typer.Option(False, "--stem", help="Porter-stem words before ROUGE matching."),
+    bertscore_layer: int = typer.Option(5, "--bertscore-layer", help="Encoder layer BERTScore compares (1-6 for all-MiniLM-L6-v2)."),
+    ppl_window: int = typer.Option(None, "--ppl-window", help="Tokens per perplexity window (default: context, at most 1024)."),
+    ppl_stride: int = typer.Option(None, "--ppl-stride", help="Tokens the perplexity window moves (default: window / 2)."),
+    label: str = typer.Option(None, "--label", help="Name of this run in reports and comparisons."),
+    out: Path = typer.Option(None, "--out", "-o", help="Folder for results.json and report.md (default: under $LLM_DEEPER_HOME/evals)."),
+    seed: int = typer.Option(0, "--seed", help="Seed for sampling (temperature > 0) and the bootstrap."),
+) -> None:
+    """Score a model on a data set; writes results.json and report.md. Example: llm-deeper eval --model smollm2-135m-instruct --adapter ADAPTER --with-base --data test.jsonl --metrics tools,rouge"""
+    if ctx.invoked_subcommand is not None:
+        return
+    import time
+
+    from rich.console import Console
+
+    from ..errors import UserError
+    from ..evals.bertscore import BertScoreConfig
+    from ..evals.data import read_examples
+    from ..evals.perplexity import PerplexityConfig
+    from ..evals.report import write_run
+    from ..evals.runner import EvalConfig, parse_metrics
+    from ..paths import artifact_dir
+
+    if data is None:
+        raise UserError("missing --data FILE: a JSONL data set or a .txt file (see `llm-deeper eval --help`)")
+    if with_base and adapter is None:
+        raise UserError("--with-base compares the base model with an adapter: add --adapter DIR")
+    if base_url and adapter is not None:
+        raise UserError("with --base-url the server applies adapters: pass the adapter's served name as --model instead of --adapter")
+    config = EvalConfig(metrics=parse_metrics(metrics), max_new_tokens=max_new_tokens, batch_size=batch_size, temperature=temperature, seed=seed, constrain=constrain, rouge_stemmer=stem,
+                        bertscore=BertScoreConfig(layer=bertscore_layer), perplexity=PerplexityConfig(window=ppl_window, stride=ppl_stride))
+    examples = read_examples(data, limit)
+    console = Console()
+    if adapter is not None:
+        from ..evals.generate import check_adapter
+
+        check_adapter(adapter)
+    name = label or ("lora" if adapter else Path(model).name)
+    if with_base and name == "base":
+        raise UserError("--label base is taken by the base model in a --with-base run; pick another label")
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    folder = out or artifact_dir("evals") / (f"{stamp}-base-vs-{name}" if with_base else f"{stamp}-{name}").replace("/", "-")
+
+    with _progress(console) as progress:
+        task = progress.add_task("starting", total=None)
+        which = {"run": name}  # the run being scored (base, then the adapter, with --with-base)
+
+        def on_progress(phase: str, done: int, total: int) -> None:
+            progress.update(task, description=f"{which['run']}: {phase}", completed=done, total=total)
+
+        def on_run(label: str) -> None:
+            which["run"] = label
+            progress.update(task, completed=0)
+
+        if base_url:
+            from ..evals.suite import remote_run
+
+            run = remote_run(base_url, model, examples, config, name, api_key=api_key, data=data, on_progress=on_progress)
+            runs = [(run, folder)]
+        else:
+            from ..models.loaders import load_model
+
+            progress.update(task, description=f"loading {model}")
+            loaded = load_model(model)
+            if with_base:
+                from ..evals.report import load_run
+                from ..evals.suite import base_vs_adapter
+
+                result = base_vs_adapter(loaded, adapter, examples, config, folder, data=data, labels=("base", name), on_progress=on_progress,
+                                         on_run=on_run)
+                progress.stop()
+                _print_comparison(console, [load_run(f) for f in result.folders], folder, config.resamples, config.seed, write=False)
+                console.print(f"runs:  {', '.join(str(f) for f in result.folders)}\ntable: {result.comparison_md}\nchart: {result.chart}")
+                return
+            from ..evals.generate import load_adapter
+            from ..evals.suite import local_run
+
+            tuned = load_adapter(loaded.model, adapter) if adapter else None
+            run = local_run(loaded, examples, config, name, model=tuned, adapter=adapter, data=data, on_progress=on_progress)
+            runs = [(run, folder)]
+    for run, where in runs:
+        write_run(run, where)
+        _print_run(console, run, where)
+
+
+def _print_comparison(console, runs: list[dict], folder: Path, resamples: int, seed: int, title: str = "Comparison", write: bool = True) -> None:
+    from rich.table import Table
+
+    from ..evals.compare import bar_chart, cell, compare, delta_cell, markdown
+    from ..evals.scores import spec
+
+    comp = compare(runs, resamples, seed)
+    table = Table(title=f"{title} (95% bootstrap intervals)")
+    table.add_column("metric")
+    for label in comp.labels:
+        table.add_column(label, justify="right")
+    for label in comp.labels[1:]:
+        table.add_column(f"Δ {label} − {comp.labels[0]}", justify="right")
+    for name in comp.metrics:
+        table.add_row(spec(name).label, *[cell(name, a) for a in comp.table[name]], *[delta_cell(name, d) for d in comp.deltas[name][1:]])
+    console.print(table)
+    if not write:
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    md = folder / "compare.md"
+    md.write_text(markdown(comp, title), encoding="utf-8")
+    chart = bar_chart(comp, folder / "compare.png")
+    console.print(f"table: {md}\nchart: {chart}")
+
+
+@eval_app.command("compare")
+def compare_runs(
+    runs: list[Path] = typer.Argument(..., help="Run folders (or results.json files) written by `llm-deeper eval`; the first is the baseline."),
+    out: Path = typer.Option(None, "--out", "-o", help="Folder for compare.md and compare.png (default: under $LLM_DEEPER_HOME/evals)."),
+    resamples: int = typer.Option(1000, "--resamples", min=100, help="Bootstrap resamples."),
+    seed: int = typer.Option(0, "--seed", help="Bootstrap seed."),
+) -> None:
+    """Side-by-side table with 95% CIs and paired differences, plus a bar chart. Example: llm-deeper eval compare RUN_BASE RUN_LORA"""
+    import time
+
+    from rich.console import Console
+
+    from ..evals.report import load_run
+    from ..paths import artifact_dir
+
+    loaded = [load_run(path) for path in runs]
+    folder = out or artifact_dir("evals") / time.strftime("compare-%Y%m%d-%H%M%S")
+    _print_comparison(Console(), loaded, folder, resamples, seed)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(eval_app, name="eval")

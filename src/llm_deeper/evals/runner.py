@@ -1,0 +1,166 @@
+"""One evaluation run: generate a reply per example, score it, aggregate.
+
+Metric groups (`--metrics`): ppl, rouge, bertscore, exact, tools. Speed and
+latency come with every run that generates. Each example gets only the
+metrics that apply to it: ROUGE/BERTScore/exact need a reference text,
+tool metrics need a tool example, perplexity needs the weights in-process.
+"""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Callable
+
+from ..errors import UserError
+from .bertscore import BertScoreConfig
+from .data import EvalExample
+from .perplexity import PerplexityConfig
+from .scores import GROUPS, Aggregate, aggregate_all
+
+GENERATING = {"rouge", "bertscore", "exact", "tools"}  # groups that need the model's replies
+CHOOSABLE = [g for g in GROUPS if g != "speed"]
+
+
+@dataclass
+class EvalConfig:
+    """What to compute and how."""
+
+    metrics: tuple[str, ...] = ("rouge", "tools")  # metric groups to compute
+    max_new_tokens: int = 128  # reply length limit
+    batch_size: int = 1  # in-process prompts per generate call (1 = the reference, exact per-example latency; >1 did not pay off on 2 CPU cores)
+    temperature: float = 0.0  # 0 = greedy (reproducible, comparable across backends)
+    seed: int = 0  # sampling seed (temperature > 0) and bootstrap seed
+    constrain: bool = False  # in-process: apply the server's "auto" tool grammar (started calls forced schema-valid)
+    rouge_stemmer: bool = False  # Porter-stem words before ROUGE matching
+    bertscore: BertScoreConfig = field(default_factory=BertScoreConfig)  # encoder layer, batch size
+    perplexity: PerplexityConfig = field(default_factory=PerplexityConfig)  # window and stride
+    resamples: int = 1000  # bootstrap resamples for the 95% intervals
+
+
+@dataclass
+class EvalRun:
+    """Everything one run produced."""
+
+    info: dict  # label, model, adapter, backend, data, config, machine, notes
+    records: list[dict]  # one per example: id, prompt tail, reference, prediction, calls, scores
+    aggregates: dict[str, Aggregate]  # metric -> value with 95% CI
+
+
+def parse_metrics(text: str) -> tuple[str, ...]:
+    """'rouge,tools' → ('rouge', 'tools'); 'all' = every group; unknown words are a UserError."""
+    words = [w.strip().lower() for w in text.split(",") if w.strip()]
+    if words == ["all"]:
+        return tuple(CHOOSABLE)
+    unknown = [w for w in words if w not in CHOOSABLE]
+    if unknown or not words:
+        raise UserError(f"unknown metric {', '.join(unknown) or '(none)'}: choose from {', '.join(CHOOSABLE)} or 'all' (comma-separated)")
+    return tuple(dict.fromkeys(words))
+
+
+def reference_nll(model, tokenizer, example: EvalExample, config: PerplexityConfig):
+    """NLL of the reference assistant turn given its prompt (text examples: the whole text)."""
+    from ..data.sft_render import assistant_char_spans
+    from .generate import template_messages
+    from .perplexity import masked_nll, text_nll
+
+    if example.text is not None:
+        return text_nll(model, tokenizer, example.text, config)
+    messages = template_messages(example.prompt + [example.target], example.tools)
+    text, spans = assistant_char_spans(tokenizer, messages, example.id)
+    start, end = spans[-1]  # the target is the last message
+    encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    scored = [start <= s < end for s, _ in encoded["offset_mapping"]]
+    return masked_nll(model, tokenizer, list(encoded["input_ids"]), scored, config)
+
+
+def short(messages: list[dict], limit: int = 200) -> str:
+    """The last user message, shortened, for reports."""
+    users = [m.get("content") or "" for m in messages if m["role"] == "user"]
+    text = users[-1] if users else ""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def run_eval(
+    examples: list[EvalExample],
+    config: EvalConfig,
+    generator=None,
+    scorer=None,
+    info: dict | None = None,
+    on_progress: Callable[[str, int, int], None] = lambda phase, done, total: None,
+) -> EvalRun:
+    """Generate (if a metric needs replies), score and aggregate.
+
+    `generator(messages, tools) -> Generation` is the model under test;
+    `scorer` is a (model, tokenizer) pair for perplexity, or None.
+    """
+    from .bertscore import bertscore, bertscore_scores, describe
+    from .exact import exact_scores
+    from .perplexity import ppl_scores
+    from .rouge import rouge_scores
+    from .speed import speed_scores
+    from .tool_use import tool_scores
+
+    wanted = set(config.metrics)
+    if wanted & GENERATING and generator is None:
+        raise UserError(f"metrics {', '.join(sorted(wanted & GENERATING))} need a model to generate replies")
+    if "ppl" in wanted and scorer is None:
+        raise UserError("perplexity needs the model's weights in this process; it cannot be computed through --base-url (drop 'ppl' from --metrics)")
+    records = [{"id": ex.id, "prompt": short(ex.prompt) if ex.prompt else (ex.text or "")[:200], "reference": ex.reference,
+                "expected_calls": ex.expected_calls, "scores": {}} for ex in examples]
+
+    if "ppl" in wanted:
+        model, tokenizer = scorer
+        for i, (ex, record) in enumerate(zip(examples, records)):
+            if ex.text is not None or ex.target is not None:
+                record["scores"].update(ppl_scores(reference_nll(model, tokenizer, ex, config.perplexity)))
+            on_progress("perplexity", i + 1, len(examples))
+
+    if wanted & GENERATING:
+        generating = [i for i, ex in enumerate(examples) if ex.generates]
+        size = config.batch_size if hasattr(generator, "batch") else 1
+        replies = {}
+        for first in range(0, len(generating), size):
+            chunk = generating[first:first + size]
+            if size > 1:
+                replies.update(zip(chunk, generator.batch([(examples[i].prompt, examples[i].tools) for i in chunk])))
+            else:
+                replies[chunk[0]] = generator(examples[chunk[0]].prompt, examples[chunk[0]].tools)
+            on_progress("generate", first + len(chunk), len(generating))
+        for i in generating:
+            ex, record, reply = examples[i], records[i], replies[i]
+            record.update(prediction=reply.text, predicted_calls=reply.tool_calls, completion_tokens=reply.completion_tokens, seconds=round(reply.seconds, 4))
+            scores = record["scores"]
+            scores.update(speed_scores(reply.completion_tokens, reply.seconds))
+            has_reference = bool(ex.reference.strip())
+            if "rouge" in wanted and has_reference:
+                scores.update(rouge_scores(reply.text, ex.reference, config.rouge_stemmer))
+            if "exact" in wanted and has_reference:
+                scores.update(exact_scores(reply.text, ex.reference))
+            if "tools" in wanted and ex.expected_calls is not None:
+                scores.update(tool_scores(reply.tool_calls, ex.expected_calls, ex.tools))
+        if "bertscore" in wanted:
+            scored = [i for i in generating if examples[i].reference.strip()]
+            on_progress("bertscore", 0, 1)
+            rows = bertscore([records[i]["prediction"] for i in scored], [examples[i].reference for i in scored], config.bertscore)
+            for i, row in zip(scored, rows):
+                records[i]["scores"].update(bertscore_scores(row))
+            on_progress("bertscore", 1, 1)
+
+    aggregates = aggregate_all(records, config.resamples, config.seed)
+    if not aggregates:
+        raise UserError("no metric applied to any example: tool metrics need tool examples, text metrics need reference answers, perplexity needs ppl")
+    full_info = {
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{platform.machine()}, {platform.system()}, Python {platform.python_version()}",
+        "examples": len(examples),
+        "config": {**asdict(config), "metrics": list(config.metrics)},
+        **(info or {}),
+    }
+    if "bertscore" in wanted:
+        full_info["bertscore"] = describe(config.bertscore)
+    if "ppl" in wanted:
+        full_info["perplexity"] = ("text examples: every token after the first; chat examples: the reference assistant turn "
+                                   "(end-of-turn token included) given its prompt; token-weighted over the data set")
+    return EvalRun(info=full_info, records=records, aggregates=aggregates)
