@@ -1,0 +1,90 @@
+"""`llm-deeper finetune` (full or LoRA) and `llm-deeper merge` (adapter → standalone model)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ..cli_options import MODEL_OPTION
+
+
+def finetune(
+    data: Path = typer.Option(..., "--data", help="Training JSONL (messages / Alpaca / prompt-completion; a tools column is allowed)."),
+    output: Path = typer.Option(..., "--output", "--out", "-o", help="Folder to write: a PEFT adapter (lora) or a full HF model (full)."),
+    method: str = typer.Option("lora", "--method", help="full (every weight) or lora (low-rank adapters)."),
+    model: str = MODEL_OPTION,
+    eval_data: Path = typer.Option(None, "--eval-data", help="Held-out JSONL: loss before training and after each epoch."),
+    epochs: int = typer.Option(1, "--epochs", min=1, help="Passes over the training data."),
+    max_steps: int = typer.Option(None, "--max-steps", min=1, help="Stop after this many optimizer steps."),
+    lr: float = typer.Option(None, "--lr", help="Peak learning rate (default 2e-4 for lora, 2e-5 for full)."),
+    warmup_steps: int = typer.Option(0, "--warmup-steps", min=0, help="Linear warm-up steps, then linear decay."),
+    rank: int = typer.Option(8, "--rank", "-r", min=1, help="LoRA rank r."),
+    alpha: float = typer.Option(16.0, "--alpha", help="LoRA alpha (update scaled by alpha / r)."),
+    dropout: float = typer.Option(0.05, "--dropout", min=0.0, max=0.9, help="Dropout on the LoRA input."),
+    target_modules: str = typer.Option("q_proj,k_proj,v_proj,o_proj", "--target-modules", help="Comma-separated linear layers that get adapters."),
+    batch_size: int = typer.Option(4, "--batch-size", "-b", min=1, help="Conversations per micro-batch (per process)."),
+    grad_accum: int = typer.Option(1, "--grad-accum", min=1, help="Micro-batches per optimizer step."),
+    max_length: int = typer.Option(512, "--max-length", min=8, help="Tokens per sequence; longer conversations are cut and counted."),
+    pack: bool = typer.Option(False, "--pack", help="Pack several conversations into each max-length row."),
+    seed: int = typer.Option(0, "--seed", help="Seed for adapter init, dropout and data order (same seed, same run)."),
+    save_every: int = typer.Option(0, "--save-every", min=0, help="Also checkpoint every N steps (0: each epoch end only)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the newest checkpoint in --output."),
+    qlora: bool = typer.Option(False, "--qlora", help="4-bit base via bitsandbytes (needs a CUDA GPU)."),
+    gradient_checkpointing: bool = typer.Option(False, "--gradient-checkpointing", help="Recompute activations in backward: less memory, more time."),
+) -> None:
+    """Fine-tune a model on JSONL chat data, full or LoRA; torchrun gives DDP. Example: llm-deeper finetune --method lora --data train.jsonl --eval-data test.jsonl --output adapter"""
+    import os
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ..finetune.config import FinetuneConfig
+    from ..finetune.loop import train
+
+    config = FinetuneConfig(
+        data=data, output=output, method=method, model=model, eval_data=eval_data, epochs=epochs, max_steps=max_steps, lr=lr,
+        warmup_steps=warmup_steps, rank=rank, alpha=alpha, dropout=dropout, target_modules=[t.strip() for t in target_modules.split(",") if t.strip()],
+        batch_size=batch_size, grad_accum=grad_accum, max_length=max_length, pack=pack, seed=seed, save_every=save_every, resume=resume, qlora=qlora, gradient_checkpointing=gradient_checkpointing,
+    ).validate()
+    if qlora:
+        from ..finetune.modeling import require_qlora_support
+
+        require_qlora_support()  # fail before loading anything
+    main_process = os.environ.get("RANK", "0") == "0"
+    console = Console(quiet=not main_process)
+    columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}  {task.fields[speed]} tok/s"), TimeElapsedColumn()]
+    with Progress(*columns, console=console, disable=not main_process) as bar:
+        task = bar.add_task(f"{method} fine-tune", total=None, loss="-", speed="-")
+
+        def on_log(log) -> None:
+            bar.update(task, completed=log.step, total=log.total_steps, loss=f"{log.loss:.3f}", speed=f"{log.tokens_per_s:.0f}")
+
+        result = train(config, on_log=on_log, on_note=lambda note: console.print(f"[yellow]note:[/] {note}"))
+    if result.halted:
+        console.print(f"halted at step {result.steps}; continue with the same command plus --resume")
+        return
+    if result.eval_losses:
+        console.print("eval loss: " + " → ".join(f"{x:.4f}" for x in result.eval_losses) + "  (before training, then after each epoch)")
+    console.print(f"{result.steps} steps, {result.seconds:.1f} s, {result.tokens_per_s:.0f} tokens/s, trainable {result.trainable:,} of {result.total:,} parameters, peak RSS {result.peak_rss_mb:.0f} MB")
+    kind = "PEFT adapter" if method == "lora" else "HF model folder"
+    console.print(f"[green]✓[/] {kind} → {output}")
+
+
+def merge(
+    adapter: Path = typer.Option(..., "--adapter", help="PEFT adapter folder (from `finetune --method lora`)."),
+    output: Path = typer.Option(..., "--output", "--out", "-o", help="Folder to write the merged standalone model to."),
+    model: str = MODEL_OPTION,
+) -> None:
+    """Merge a LoRA adapter into its base model and save a standalone HF folder. Example: llm-deeper merge --adapter adapter --output merged"""
+    from rich.console import Console
+
+    from ..finetune.merge import merge_adapter
+
+    folder = merge_adapter(model, adapter, output)
+    Console().print(f"[green]✓[/] merged model → {folder} (use it with --model {folder})")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("finetune")(finetune)
+    app.command("merge")(merge)

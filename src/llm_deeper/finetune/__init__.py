@@ -1,0 +1,1 @@
+"""Full and LoRA fine-tuning of causal LMs (transformers + PEFT), checkpoints, DDP, merge."""

@@ -1,0 +1,72 @@
+"""Settings of one fine-tuning run (the `llm-deeper finetune` flags)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ..errors import UserError
+
+DEFAULT_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj"]  # attention projections of Llama-style models
+METHODS = ("full", "lora")
+
+
+@dataclass
+class FinetuneConfig:
+    """Everything that decides what a run computes; saved next to its output."""
+
+    data: Path  # training JSONL (messages / Alpaca / prompt-completion)
+    output: Path  # folder written: a PEFT adapter (lora) or a full HF model (full)
+    method: str = "lora"  # "full" trains every weight; "lora" trains low-rank adapters only
+    model: str = "smollm2-135m-instruct"  # registry name or HF folder of the base model
+    eval_data: Path | None = None  # held-out JSONL; its loss is reported before training and after each epoch
+    epochs: int = 1  # passes over the training data
+    max_steps: int | None = None  # stop after this many optimizer steps (None: run all epochs); the schedule plans for it
+    lr: float | None = None  # peak learning rate; None picks 2e-4 for LoRA, 2e-5 for full
+    warmup_steps: int = 0  # linear warm-up, then linear decay to zero
+    weight_decay: float = 0.0  # AdamW weight decay
+    rank: int = 8  # LoRA rank r
+    alpha: float = 16.0  # LoRA alpha; the update is scaled by alpha / r
+    dropout: float = 0.05  # dropout on the LoRA input
+    target_modules: list[str] = field(default_factory=lambda: list(DEFAULT_TARGETS))  # linear layers that get adapters
+    batch_size: int = 4  # conversations per micro-batch per process
+    grad_accum: int = 1  # micro-batches summed into one optimizer step
+    max_length: int = 512  # tokens per sequence; longer conversations are cut (and counted)
+    pack: bool = False  # pack several conversations into one row of max_length tokens
+    seed: int = 0  # seeds adapter init, dropout and the data order: same seed, same run
+    save_every: int = 0  # also checkpoint every N optimizer steps (0: only at the end of each epoch)
+    resume: bool = False  # continue from the newest checkpoint in `output`
+    halt_after: int | None = None  # stop (after checkpointing) at this step, as if interrupted; --resume continues
+    qlora: bool = False  # load the base in 4-bit (bitsandbytes, CUDA only) and train LoRA on top
+    dtype: str = "float32"  # base model dtype on load
+    gradient_checkpointing: bool = False  # recompute activations in backward: much less memory, ~1/3 more compute
+
+    def __post_init__(self) -> None:
+        self.data = Path(self.data)
+        self.output = Path(self.output)
+        self.eval_data = Path(self.eval_data) if self.eval_data else None
+
+    @property
+    def learning_rate(self) -> float:
+        return self.lr if self.lr is not None else (2e-4 if self.method == "lora" else 2e-5)
+
+    def validate(self) -> "FinetuneConfig":
+        if self.method not in METHODS:
+            raise UserError(f"unknown method {self.method!r}: use --method full or --method lora")
+        if self.qlora and self.method != "lora":
+            raise UserError("--qlora trains LoRA adapters on a 4-bit base: use it with --method lora")
+        for name in ("epochs", "batch_size", "grad_accum", "max_length", "rank"):
+            if getattr(self, name) < 1:
+                raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if self.learning_rate <= 0:
+            raise UserError(f"--lr must be positive, got {self.learning_rate}")
+        for path in (self.data, self.eval_data):
+            if path is not None and not path.is_file():
+                raise UserError(f"data file {path} does not exist (make one with `llm-deeper data make-tools --out DIR`)")
+        if not self.target_modules:
+            raise UserError("--target-modules is empty: name at least one linear layer, e.g. q_proj,v_proj")
+        return self
+
+    def to_json(self) -> dict:
+        record = asdict(self)
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in record.items()}

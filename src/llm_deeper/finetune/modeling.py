@@ -1,0 +1,132 @@
+"""The model a run trains: every weight (full), PEFT LoRA adapters, or LoRA on a 4-bit base (QLoRA).
+
+`TokenLoss` computes the summed next-token loss over labelled positions only:
+it runs the transformer body, then the output head on just those positions.
+Assistant tokens are a minority of a chat conversation, and the head is the
+widest matrix of a small model (576 × 49152 for the default), so skipping it
+elsewhere saves much of the step's time and memory without changing the loss.
+"""
+
+from __future__ import annotations
+
+from ..errors import UserError
+from .config import FinetuneConfig
+
+
+def device_for(local_rank: int = 0):
+    """CUDA GPU `local_rank` when there is one, else the CPU."""
+    import torch
+
+    return torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
+
+
+def require_qlora_support() -> None:
+    """QLoRA needs a CUDA GPU and bitsandbytes; say so plainly otherwise."""
+    import importlib.util
+
+    import torch
+
+    if not torch.cuda.is_available():
+        raise UserError("--qlora needs a CUDA GPU (bitsandbytes 4-bit kernels run on CUDA only); on this machine use --method lora without --qlora")
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise UserError("--qlora needs the bitsandbytes package: pip install bitsandbytes")
+
+
+def load_base(config: FinetuneConfig, local_rank: int = 0):
+    """(model, tokenizer) of the base model, ready to train on this process's device."""
+    from ..models.loaders import load_model
+
+    if config.qlora:
+        return load_base_4bit(config, local_rank)
+    loaded = load_model(config.model, dtype=config.dtype)
+    model = loaded.model.to(device_for(local_rank))
+    return model, loaded.tokenizer
+
+
+def load_base_4bit(config: FinetuneConfig, local_rank: int):
+    """The base in NF4 4-bit with bf16 compute, prepared for k-bit training (PEFT's recipe)."""
+    require_qlora_support()
+    import torch
+    from peft import prepare_model_for_kbit_training
+    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+
+    from ..models.loaders import model_folder, quiet_transformers
+    from ..models.registry import resolve
+
+    quiet_transformers()
+    folder = model_folder(resolve(config.model))
+    if folder is None:
+        raise UserError("--qlora needs an HF model folder or registry name, not a .gguf file")
+    quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=torch.bfloat16)
+    model = AutoModelForCausalLM.from_pretrained(folder, quantization_config=quant, device_map={"": local_rank}, local_files_only=True)
+    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    return prepare_model_for_kbit_training(model), tokenizer
+
+
+def build_trainable(config: FinetuneConfig, local_rank: int = 0):
+    """(model to train, tokenizer): all weights trainable (full) or a PEFT LoRA model."""
+    import torch
+
+    model, tokenizer = load_base(config, local_rank)
+    if config.gradient_checkpointing:
+        # Non-reentrant checkpointing works with frozen inputs (LoRA); the cache is useless while training.
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.config.use_cache = False
+    torch.manual_seed(config.seed)  # LoRA's A matrices are drawn here: same seed, same start
+    if config.method == "full":
+        for p in model.parameters():
+            p.requires_grad_(True)
+        return model.train(), tokenizer
+    from peft import LoraConfig, get_peft_model
+
+    lora = LoraConfig(r=config.rank, lora_alpha=config.alpha, lora_dropout=config.dropout, target_modules=config.target_modules, task_type="CAUSAL_LM")
+    import warnings
+
+    try:
+        with warnings.catch_warnings():  # PEFT calls a transformers method transformers has renamed; not our concern
+            warnings.simplefilter("ignore", FutureWarning)
+            peft_model = get_peft_model(model, lora)
+    except ValueError as exc:
+        raise UserError(f"--target-modules {','.join(config.target_modules)}: {str(exc).splitlines()[0]}") from exc
+    return peft_model.train(), tokenizer
+
+
+def causal_lm(model):
+    """The transformers *ForCausalLM inside a PEFT wrapper (or the model itself)."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def parameter_counts(model) -> tuple[int, int]:
+    """(trainable, total) parameters, tied weights counted once."""
+    seen, trainable, total = set(), 0, 0
+    for p in model.parameters():
+        if id(p) not in seen:
+            seen.add(id(p))
+            total += p.numel()
+            trainable += p.numel() if p.requires_grad else 0
+    return trainable, total
+
+
+def make_token_loss(model):
+    """A module whose forward(input_ids, attention_mask, labels) → (summed loss, labelled tokens).
+
+    It is built on demand so torch stays out of module import time.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    class TokenLoss(torch.nn.Module):
+        def __init__(self, model):
+            super().__init__()
+            self.model = model  # registered, so DDP sees (and syncs) its parameters
+
+        def forward(self, input_ids, attention_mask, labels):
+            causal = causal_lm(self.model)
+            hidden = causal.base_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            targets = labels[:, 1:]
+            keep = targets != -100
+            logits = causal.get_output_embeddings()(hidden[:, :-1][keep])
+            loss = F.cross_entropy(logits.float(), targets[keep], reduction="sum")
+            return loss, keep.sum()
+
+    return TokenLoss(model)

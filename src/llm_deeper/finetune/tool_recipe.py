@@ -1,0 +1,117 @@
+"""The tool-calling recipe: synthetic data → held-out probe → LoRA fine-tune → probe again.
+
+The speedrun stage and `bench/bench_tool_finetune_accuracy.py` both run it, so
+the figures in the report and in bench/RESULTS.md come from one code path.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+
+@dataclass
+class ToolRecipe:
+    """Sizes of one run of the recipe."""
+
+    n_train: int = 64  # training conversations (16 steps of 4: the call format is learned fast)
+    n_test: int = 30  # held-out conversations (about 9 in 10 expect a tool)
+    distractors: int = 1  # tools offered besides the right one (each adds ~120 prompt tokens)
+    max_length: int = 896  # tokens per conversation: the first tool call always fits (long schemas reach ~850), a long final answer may be cut
+    batch_size: int = 4  # conversations per step
+    epochs: int = 1  # passes over the training data
+    max_steps: int | None = None  # cap on optimizer steps (quick mode)
+    lr: float = 2e-3  # high for LoRA, but the run is short and the format rigid
+    rank: int = 16  # LoRA rank
+    alpha: float = 32.0  # LoRA alpha
+    warmup_steps: int = 2  # linear warm-up steps
+    probe_limit: int | None = 20  # held-out tool prompts to generate for (None: all)
+    probe_tokens: int = 72  # generated tokens per probe answer (a create_event call needs ~60)
+    seed: int = 0  # data, adapter init and order
+
+
+QUICK = ToolRecipe(n_train=4, n_test=4, max_length=384, batch_size=2, max_steps=2, probe_limit=2, probe_tokens=8, warmup_steps=0)
+
+
+def run_tool_recipe(model: str, base, out: Path, recipe: ToolRecipe = ToolRecipe(), log: Callable[[str], None] = print) -> dict:
+    """Run the recipe; `base` is a LoadedModel of `model` used for the before-probe (left untouched).
+
+    Returns the figures, plus the adapter folder and the test file.
+    """
+    from ..data.sft import read_jsonl
+    from ..data.toolcalls import write_tool_dataset
+    from .config import FinetuneConfig
+    from .loop import train
+    from .merge import load_with_adapter
+    from .tool_probe import tool_call_probe
+
+    out = Path(out)
+    train_path, test_path = write_tool_dataset(out / "data", recipe.n_train, recipe.n_test, recipe.seed, recipe.distractors)
+    test = read_jsonl(test_path)
+    log(f"data: {recipe.n_train} train / {recipe.n_test} test conversations → {train_path.parent}")
+    start = time.perf_counter()
+    before = tool_call_probe(base.model, base.tokenizer, test, recipe.probe_limit, max_new_tokens=recipe.probe_tokens)
+    probe_seconds = time.perf_counter() - start
+    log(f"base model: right tool on {before.right_tool}/{before.prompts} held-out prompts ({probe_seconds:.0f} s)")
+    config = FinetuneConfig(
+        data=train_path, eval_data=test_path, output=out / "adapter", method="lora", model=model, epochs=recipe.epochs,
+        max_steps=recipe.max_steps, lr=recipe.lr, rank=recipe.rank, alpha=recipe.alpha, batch_size=recipe.batch_size,
+        max_length=recipe.max_length, warmup_steps=recipe.warmup_steps, seed=recipe.seed, dropout=0.05,
+    )
+    result = train(config, on_log=lambda s: log(f"step {s.step}/{s.total_steps} loss {s.loss:.3f} ({s.tokens_per_s:.0f} tok/s)") if s.step % 8 == 0 or s.step == s.total_steps else None)
+    tuned, tokenizer = load_with_adapter(model, config.output)  # the round trip a user does: PeftModel.from_pretrained
+    after = tool_call_probe(tuned, tokenizer, test, recipe.probe_limit, max_new_tokens=recipe.probe_tokens)
+    log(f"after LoRA: right tool on {after.right_tool}/{after.prompts} held-out prompts")
+    return {
+        "train conversations": recipe.n_train,
+        "held-out tool prompts": after.prompts,
+        "held-out loss before": round(result.eval_losses[0], 4),
+        "held-out loss after": round(result.eval_losses[-1], 4),
+        "right tool before": round(before.accuracy, 3),
+        "right tool after": round(after.accuracy, 3),
+        "parseable call before": round(before.parse_rate, 3),
+        "parseable call after": round(after.parse_rate, 3),
+        "train steps": result.steps,
+        "train seconds": round(result.seconds, 1),
+        "train tokens/s": round(result.tokens_per_s, 1),
+        "trainable params": result.trainable,
+        "recipe": asdict(recipe),
+        "adapter_dir": str(config.output),
+        "test_file": str(test_path),
+        "sample after": after.samples[:3],
+    }
+
+
+@dataclass
+class LessonSetup:
+    """What the fine-tuning lessons train on: a model, data files and run sizes."""
+
+    model: str  # registry name or HF folder
+    train: Path  # training JSONL
+    test: Path  # held-out JSONL
+    steps: int  # optimizer steps per run
+    batch_size: int  # conversations per step
+    max_length: int  # tokens per conversation
+    quick: bool  # True: a tiny random model (tests), numbers mean nothing, paths are exercised
+
+
+def lesson_setup(folder: Path, quick: bool) -> LessonSetup:
+    """The default model on a small tool data set; in quick mode a tiny random Llama with a long context instead."""
+    from ..data.toolcalls import write_tool_dataset
+    from ..models.registry import DEFAULT_MODEL
+
+    folder = Path(folder)
+    if quick:
+        from ..models.loaders import quiet_transformers
+        from ..models.tiny import save_tiny_model
+
+        quiet_transformers()
+        tiny = folder / "tiny-llama"
+        if not (tiny / "config.json").exists():
+            save_tiny_model(tiny, "llama", context=4096)  # byte-level tokens: a tool prompt is ~1,500 of them
+        train, test = write_tool_dataset(folder / "data", n_train=4, n_test=3, seed=0, distractors=1)
+        return LessonSetup(str(tiny), train, test, steps=2, batch_size=2, max_length=4096, quick=True)
+    train, test = write_tool_dataset(folder / "data", n_train=24, n_test=12, seed=0, distractors=1)
+    return LessonSetup(DEFAULT_MODEL, train, test, steps=6, batch_size=2, max_length=448, quick=False)

@@ -1,0 +1,116 @@
+"""Fine-tuning on a tiny random Llama: PEFT adapter round trip, full, resume, seed, merge, errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from llm_deeper.errors import UserError
+from llm_deeper.finetune.config import FinetuneConfig
+from llm_deeper.finetune.loop import train
+
+
+@pytest.fixture(scope="module")
+def chat_data(tmp_path_factory):
+    """Conversations of different lengths (so per-token loss normalisation matters)."""
+    folder = tmp_path_factory.mktemp("ft-data")
+    path = folder / "train.jsonl"
+    with path.open("w") as handle:
+        for i in range(16):
+            handle.write(json.dumps({"messages": [{"role": "user", "content": f"Repeat {i} " + "ab" * (i % 5)},
+                                                  {"role": "assistant", "content": f"{i} " + "ab" * (i % 5)}]}) + "\n")
+    return path
+
+
+def config(tiny_llama_dir, data, out, **kw) -> FinetuneConfig:
+    base = dict(data=data, output=out, model=str(tiny_llama_dir), batch_size=4, max_length=128, lr=5e-3, dropout=0.0, epochs=1)
+    return FinetuneConfig(**{**base, **kw})
+
+
+def weights(folder):
+    from safetensors.torch import load_file
+
+    name = "adapter_model.safetensors" if (folder / "adapter_model.safetensors").exists() else "model.safetensors"
+    return load_file(folder / name)
+
+
+def test_lora_adapter_loads_with_peft_and_learns(tiny_llama_dir, chat_data, tmp_path):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    result = train(config(tiny_llama_dir, chat_data, tmp_path / "a", eval_data=chat_data, epochs=3, lr=2e-2))
+    assert result.eval_losses[-1] < result.eval_losses[0] - 0.05
+    assert (tmp_path / "a" / "adapter_config.json").exists() and not list((tmp_path / "a").glob("checkpoint-*"))
+    assert 0 < result.trainable < result.total / 5
+    base = AutoModelForCausalLM.from_pretrained(tiny_llama_dir)
+    peft_model = PeftModel.from_pretrained(base, tmp_path / "a").eval()
+    ids = torch.tensor([[1, 80, 81, 82]])
+    with torch.no_grad():
+        tuned, plain = peft_model(input_ids=ids).logits, AutoModelForCausalLM.from_pretrained(tiny_llama_dir)(input_ids=ids).logits
+    assert (tuned - plain).abs().max() > 1e-3
+
+
+def test_merge_gives_the_adapter_outputs(tiny_llama_dir, chat_data, tmp_path):
+    from llm_deeper.finetune.merge import load_with_adapter, merge_adapter
+    from llm_deeper.models.loaders import load_model
+
+    train(config(tiny_llama_dir, chat_data, tmp_path / "a", max_steps=2, lr=2e-2))
+    merged_dir = merge_adapter(str(tiny_llama_dir), tmp_path / "a", tmp_path / "m")
+    peft_model, _ = load_with_adapter(str(tiny_llama_dir), tmp_path / "a")
+    merged = load_model(str(merged_dir)).model
+    ids = torch.tensor([[1, 70, 71, 72, 73]])
+    with torch.no_grad():
+        assert (peft_model(input_ids=ids).logits - merged(input_ids=ids).logits).abs().max() < 1e-5
+    assert not any("lora" in k for k in weights(merged_dir))
+
+
+def test_full_changes_all_weights_and_same_seed_same_run(tiny_llama_dir, chat_data, tmp_path):
+    one = train(config(tiny_llama_dir, chat_data, tmp_path / "f1", method="full", lr=1e-3, seed=7))
+    two = train(config(tiny_llama_dir, chat_data, tmp_path / "f2", method="full", lr=1e-3, seed=7))
+    assert one.trainable == one.total and one.train_losses == two.train_losses
+    w1, w2 = weights(tmp_path / "f1"), weights(tmp_path / "f2")
+    assert all(torch.equal(w1[k], w2[k]) for k in w1)
+    other = train(config(tiny_llama_dir, chat_data, tmp_path / "f3", method="full", lr=1e-3, seed=8))
+    assert other.train_losses != one.train_losses  # the seed really drives the data order
+
+
+def test_resume_continues_exactly(tiny_llama_dir, chat_data, tmp_path):
+    straight = train(config(tiny_llama_dir, chat_data, tmp_path / "s", epochs=2, dropout=0.1))
+    halted = train(config(tiny_llama_dir, chat_data, tmp_path / "r", epochs=2, dropout=0.1, halt_after=3))
+    assert halted.halted and (tmp_path / "r" / "checkpoint-3").is_dir()
+    resumed = train(config(tiny_llama_dir, chat_data, tmp_path / "r", epochs=2, dropout=0.1, resume=True))
+    assert resumed.steps == straight.steps == 8
+    assert resumed.train_losses == pytest.approx(straight.train_losses, abs=1e-6)
+    a, b = weights(tmp_path / "s"), weights(tmp_path / "r")
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+
+
+def test_token_loss_equals_transformers_loss(tiny_llama_dir, chat_data):
+    from llm_deeper.data.sft import read_jsonl
+    from llm_deeper.data.sft_render import collate, tokenize_dataset
+    from llm_deeper.finetune.modeling import make_token_loss
+    from llm_deeper.models.loaders import load_model
+
+    loaded = load_model(str(tiny_llama_dir))
+    rows, _ = tokenize_dataset(loaded.tokenizer, read_jsonl(chat_data)[:4])
+    batch = collate(rows, pad_id=2)
+    with torch.no_grad():
+        total, count = make_token_loss(loaded.model)(**batch)
+        reference = loaded.model(**batch).loss  # mean over labelled tokens, full logits
+    assert abs(float(total / count) - float(reference)) < 1e-5
+
+
+def test_errors_are_one_line_user_errors(tiny_llama_dir, chat_data, tmp_path):
+    if not torch.cuda.is_available():  # on CUDA machines the flag is valid; the CPU message is what we check here
+        with pytest.raises(UserError, match="needs a CUDA GPU"):
+            train(config(tiny_llama_dir, chat_data, tmp_path / "q", qlora=True))
+    with pytest.raises(UserError, match="no checkpoint"):
+        train(config(tiny_llama_dir, chat_data, tmp_path / "none", resume=True))
+    with pytest.raises(UserError, match="fewer than one step"):
+        train(config(tiny_llama_dir, chat_data, tmp_path / "big", batch_size=32))
+    with pytest.raises(UserError, match="target-modules"):
+        train(config(tiny_llama_dir, chat_data, tmp_path / "t", target_modules=["query_key_value"]))
+    with pytest.raises(UserError, match="unknown method"):
+        config(tiny_llama_dir, chat_data, tmp_path / "m", method="half").validate()
