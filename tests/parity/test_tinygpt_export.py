@@ -15,13 +15,7 @@ from llm_deeper.scratch.tinygpt_sampling import generate
 TEXT = "def add(a, b):\n    \"\"\"Return the sum of a and b.\"\"\"\n    return a + b\n" * 30
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models: one torch thread is as fast, and far faster on a busy machine; restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def trained_like(flavor: str, vocab: int, bias: bool = False, tie: bool = True) -> TinyGPT:

@@ -9,13 +9,7 @@ from llm_deeper.scratch.tinygpt import KVCache, TinyGPT, TinyGPTConfig
 from llm_deeper.scratch.tinygpt_sampling import apply_repetition_penalty, apply_top_k, apply_top_p, generate, process_logits
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models: one torch thread is as fast, and far faster on a busy machine; restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny(flavor: str, context: int = 24) -> TinyGPT:

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from llm_deeper.data.sft import DataFormatError, read_jsonl
-from llm_deeper.data.sft_render import IGNORE, collate, pack_sequences, tokenize_dataset, tokenize_example
+from llm_deeper.data.sft_render import IGNORE, collate, tokenize_dataset, tokenize_example
 
 
 @pytest.fixture(scope="module")

@@ -20,13 +20,7 @@ ONE_THREAD = {"OMP_NUM_THREADS": "1"}  # tiny models: a second thread only adds 
 TEXT = "Attention is all you need, said the paper; and the fox agreed.\n" * 50
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models: one torch thread is as fast, and far faster on a busy machine; restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_schedule_warms_up_then_decays_to_the_floor():

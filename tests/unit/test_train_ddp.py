@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import pytest
-import torch
 
 from llm_deeper.data.corpus import fingerprint
 from llm_deeper.scratch.tinygpt import TinyGPTConfig
@@ -20,13 +19,7 @@ from llm_deeper.train.text import prepare
 SHAPE = ["--layers", "2", "--heads", "2", "--embd", "32", "--context", "16"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models: one torch thread is as fast, and far faster on a busy machine; restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def free_port() -> int:

@@ -61,7 +61,7 @@ def speedrun(
     console.print(f"report: {report}")
     skipped = len(stages) - len(outcomes)
     if not all(o.ok for o in outcomes):
-        console.print(f"[red]speedrun failed[/]" + (f" ({skipped} later stages not run)" if skipped else ""))
+        console.print("[red]speedrun failed[/]" + (f" ({skipped} later stages not run)" if skipped else ""))
         raise typer.Exit(1)
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 from ..errors import UserError
 
@@ -46,12 +47,8 @@ class ChatExample:
         return record
 
 
-def read_jsonl(path: str | Path) -> list[ChatExample]:
-    """All examples of a JSONL file; blank lines are skipped."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataFormatError(f"data file {path} does not exist (make one with `llm-deeper data make-tools --out DIR`)")
-    examples = []
+def jsonl_records(path: Path) -> Iterator[tuple[str, object]]:
+    """("file:line", parsed JSON) for each non-blank line; a bad line says where it is."""
     with path.open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
@@ -61,7 +58,15 @@ def read_jsonl(path: str | Path) -> list[ChatExample]:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise DataFormatError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
-            examples.append(parse_record(record, where))
+            yield where, record
+
+
+def read_jsonl(path: str | Path) -> list[ChatExample]:
+    """All examples of a JSONL file; blank lines are skipped."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataFormatError(f"data file {path} does not exist (make one with `llm-deeper data make-tools --out DIR`)")
+    examples = [parse_record(record, where) for where, record in jsonl_records(path)]
     if not examples:
         raise DataFormatError(f"{path}: no examples (the file is empty)")
     return examples

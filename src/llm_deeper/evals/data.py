@@ -12,7 +12,6 @@ final answer. The turns before it are the prompt.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,7 +59,7 @@ def from_chat(chat, where: str) -> EvalExample:
 
 def read_examples(path: str | Path, limit: int | None = None) -> list[EvalExample]:
     """Examples of a JSONL file (any fine-tuning shape, or {"text": ...}) or a .txt file."""
-    from ..data.sft import parse_record
+    from ..data.sft import jsonl_records, parse_record
 
     path = Path(path)
     if not path.is_file():
@@ -71,23 +70,15 @@ def read_examples(path: str | Path, limit: int | None = None) -> list[EvalExampl
             raise UserError(f"{path}: the text file is empty")
         return [EvalExample(id=str(path), prompt=[], text=text)]
     examples = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{number}"
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise UserError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
-            if isinstance(record, dict) and "text" in record and not {"messages", "prompt", "instruction"} & set(record):
-                if not isinstance(record["text"], str) or not record["text"].strip():
-                    raise UserError(f"{where}: 'text' must be a non-empty string")
-                examples.append(EvalExample(id=str(record.get("id", where)), prompt=[], text=record["text"]))
-            else:
-                examples.append(from_chat(parse_record(record, where), where))
-            if limit and len(examples) >= limit:
-                break
+    for where, record in jsonl_records(path):
+        if isinstance(record, dict) and "text" in record and not {"messages", "prompt", "instruction"} & set(record):
+            if not isinstance(record["text"], str) or not record["text"].strip():
+                raise UserError(f"{where}: 'text' must be a non-empty string")
+            examples.append(EvalExample(id=str(record.get("id", where)), prompt=[], text=record["text"]))
+        else:
+            examples.append(from_chat(parse_record(record, where), where))
+        if limit and len(examples) >= limit:
+            break
     if not examples:
         raise UserError(f"{path}: no examples (the file is empty)")
     return examples

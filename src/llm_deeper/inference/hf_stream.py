@@ -31,18 +31,20 @@ def stream_generate(model, tokenizer, input_ids, config: SamplingConfig) -> Iter
     if config.seed is not None:
         torch.manual_seed(config.seed)
     streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    yield from stream_from_generate(model, streamer, input_ids, pad_token_id=pad, **config.generate_kwargs())
+
+
+def stream_from_generate(model, streamer, input_ids, **generate_kwargs) -> Iterator[str]:
+    """Run `model.generate` in a thread; yield what `streamer` receives; re-raise its errors here."""
+    import torch
+
     errors: list[BaseException] = []
 
     def work() -> None:
         try:
             with torch.inference_mode():
-                model.generate(
-                    input_ids,
-                    attention_mask=torch.ones_like(input_ids),
-                    streamer=streamer,
-                    pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
-                    **config.generate_kwargs(),
-                )
+                model.generate(input_ids, attention_mask=torch.ones_like(input_ids), streamer=streamer, **generate_kwargs)
         except BaseException as exc:  # re-raised in the caller's thread below
             errors.append(exc)
             streamer.end()

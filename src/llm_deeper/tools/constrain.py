@@ -176,10 +176,9 @@ def prompt_ids(tokenizer, messages: list[dict], tools=None):
 
 def stream_text(model, tokenizer, input_ids, grammar=None, max_new_tokens: int = 128):
     """Yield text pieces as greedy generation produces them, constrained by `grammar` when given."""
-    import threading
-
-    import torch
     from transformers import TextIteratorStreamer
+
+    from ..inference.hf_stream import stream_from_generate
 
     class TokenStreamer(TextIteratorStreamer):
         """Emits the new text of every token (the stock streamer waits for a space, and compact JSON has none)."""
@@ -199,23 +198,8 @@ def stream_text(model, tokenizer, input_ids, grammar=None, max_new_tokens: int =
                 self.on_finalized_text(piece)
 
     streamer = TokenStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
-    kwargs: dict = {"max_new_tokens": max_new_tokens, "do_sample": False, "temperature": None, "top_p": None, "top_k": None, "streamer": streamer}
+    kwargs: dict = {"max_new_tokens": max_new_tokens, "do_sample": False, "temperature": None, "top_p": None, "top_k": None}
     if grammar is not None:
         kwargs["logits_processor"] = [logits_processor(model, tokenizer, grammar)]
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    errors: list[BaseException] = []
-
-    def work() -> None:
-        try:
-            with torch.inference_mode():
-                model.generate(input_ids, attention_mask=torch.ones_like(input_ids), pad_token_id=pad, **kwargs)
-        except BaseException as exc:  # re-raised in the caller's thread
-            errors.append(exc)
-            streamer.end()
-
-    thread = threading.Thread(target=work, daemon=True)
-    thread.start()
-    yield from streamer
-    thread.join()
-    if errors:
-        raise errors[0]
+    yield from stream_from_generate(model, streamer, input_ids, pad_token_id=pad, **kwargs)
