@@ -25,6 +25,15 @@ def server(tmp_path_factory):
     # A long context so a reply can run for seconds (the stop button needs time to act).
     folder = save_tiny_model(tmp_path_factory.mktemp("tiny-web"), arch="llama", context=8192)
     engine = Engine.load(str(folder), max_batch=2)
+    # Pace decoding (10 ms a step) so a 6000-token reply is still running when the test
+    # clicks Stop: unpaced, a tiny model can finish it between the check and the click.
+    decode = engine.runner.decode
+
+    def paced_decode(*args, **kwargs):
+        time.sleep(0.01)
+        return decode(*args, **kwargs)
+
+    engine.runner.decode = paced_decode
     with BackgroundServer(create_app(engine)) as srv:
         srv.engine = engine
         yield srv
