@@ -1,9 +1,11 @@
 """Decode speed of the engine vs transformers `generate` (and llama.cpp when installed), side by side.
 
 Default model, greedy, 128 new tokens (EOS ignored so every run makes the same
-number of tokens). Runs alternate A/B and the best run of each counts, so a
-busy machine hurts both sides alike. Also: aggregate throughput with 8
-concurrent requests vs 1, and time to first token for a ~1,000-token prompt.
+number of tokens). The engine runs in fp32, bf16, int8 and int4 weights; the
+baseline is `generate` in fp32 (bf16 reported too). Runs alternate and the best
+run of each counts, so a busy machine hurts every side alike. Also: aggregate
+throughput with 8 concurrent requests vs 1, and time to first token for
+a ~1,000-token prompt.
 
     .venv/bin/python bench/bench_engine_decode.py [--tokens 128] [--rounds 2] [--quick]
 
@@ -73,17 +75,13 @@ def time_to_first_token(engine, prompt_tokens: int) -> tuple[float, int]:
 
 def llama_cpp_rate(tokens: int) -> float | str:
     try:
-        import llama_cpp  # noqa: F401
+        from llama_cpp import Llama
     except ImportError:
         return "llama-cpp-python not installed (pip install '.[llamacpp]', ~4 min compile)"
-    import importlib.resources
-
-    from llama_cpp import Llama
-
+    from llm_deeper.models.embedded import gguf_path
     from llm_deeper.models.registry import REGISTRY
 
-    spec = REGISTRY["smollm2-135m-instruct"]
-    path = importlib.resources.files(spec.wheel_package) / spec.gguf_file
+    path = gguf_path(REGISTRY["smollm2-135m-instruct"])  # the same Q4_1 file our model is converted from
     llm = Llama(model_path=str(path), n_threads=2, n_ctx=1024, verbose=False)
     prompt = llm.tokenize(b"<|im_start|>user\nTell me a story.<|im_end|>\n<|im_start|>assistant\n", special=True)
     best = 0.0
@@ -118,55 +116,54 @@ def main() -> None:
     fp32 = load_model("smollm2-135m-instruct", dtype="float32")
     bf16 = load_model("smollm2-135m-instruct", dtype="bfloat16")
     ids = chat_input_ids(fp32.tokenizer, messages)
-    engine32 = Engine(fp32, max_batch=8)
-    engine16 = Engine(bf16, max_batch=8)
-    engine8 = Engine(bf16, max_batch=8, int8=True)  # int8 weights, bf16 activations (an explicit choice)
-    hf, ours32, ours16, ours8, ours32_total = [], [], [], [], []
-    hf_generate_rate(fp32.model, ids, 4)  # warm-up both paths
-    engine_rate(engine32, messages, 4)
-    engine_rate(engine16, messages, 4)
-    engine_rate(engine8, messages, 4)
-    for _ in range(args.rounds):
-        hf.append(hf_generate_rate(fp32.model, ids, args.tokens))
-        ours32.append(engine_rate(engine32, messages, args.tokens))
-        ours16.append(engine_rate(engine16, messages, args.tokens))
-        ours8.append(engine_rate(engine8, messages, args.tokens))
-        ours32_total.append(engine_total_rate(engine32, messages, args.tokens))
-    single = max(concurrent_rate(engine16, messages, 1, args.tokens // 2) for _ in range(args.rounds))
-    eight = max(concurrent_rate(engine16, messages, 8, args.tokens // 2) for _ in range(args.rounds))
-    ttft, prompt_len = min(time_to_first_token(engine16, 1000) for _ in range(args.rounds))
-    ttft32, _ = min(time_to_first_token(engine32, 1000) for _ in range(args.rounds))
+    # Our engine in each weight format; bf16, int8 and int4 are explicit choices (quality: bench_engine_quality.py).
+    engines = {"fp32": Engine(fp32, max_batch=8), "bf16": Engine(bf16, max_batch=8),
+               "int8": Engine(bf16, max_batch=8, quant="int8"), "int4": Engine(bf16, max_batch=8, quant="int4")}
+    hf = {"fp32": [], "bf16": []}
+    ours = {name: [] for name in engines}
+    ours32_total = []
+    hf_generate_rate(fp32.model, ids, 4)  # warm-up every path
+    hf_generate_rate(bf16.model, ids, 4)
+    for engine in engines.values():
+        engine_rate(engine, messages, 4)
+    for _ in range(args.rounds):  # alternate, so a busy moment hurts every side alike
+        hf["fp32"].append(hf_generate_rate(fp32.model, ids, args.tokens))
+        hf["bf16"].append(hf_generate_rate(bf16.model, ids, args.tokens))
+        for name, engine in engines.items():
+            ours[name].append(engine_rate(engine, messages, args.tokens))
+        ours32_total.append(engine_total_rate(engines["fp32"], messages, args.tokens))
+    aggregate = {}  # weight format -> (1 client, 8 clients) tokens/s
+    for name in ("fp32", "bf16", "int4"):
+        aggregate[name] = [max(concurrent_rate(engines[name], messages, clients, args.tokens // 2) for _ in range(args.rounds)) for clients in (1, 8)]
+    ttft = {name: min(time_to_first_token(engines[name], 1000) for _ in range(args.rounds)) for name in ("fp32", "bf16", "int4")}
+    for engine in engines.values():
+        engine.close()
     llama = llama_cpp_rate(args.tokens)
-    best16 = max(ours16)
+    base = max(hf["fp32"])
     result = {
         "benchmark": "engine_decode",
         "model": "smollm2-135m-instruct",
         "new_tokens": args.tokens,
         "rounds": args.rounds,
-        "hf_generate_fp32_tokens_per_s": round(max(hf), 1),
-        "engine_fp32_decode_tokens_per_s": round(max(ours32), 1),
+        "hf_generate_fp32_tokens_per_s": round(base, 1),
+        "hf_generate_bf16_tokens_per_s": round(max(hf["bf16"]), 1),
         "engine_fp32_end_to_end_tokens_per_s": round(max(ours32_total), 1),
-        "engine_bf16_decode_tokens_per_s": round(best16, 1),
-        "ratio_engine_fp32_vs_hf": round(max(ours32) / max(hf), 2),
-        "ratio_engine_bf16_vs_hf": round(best16 / max(hf), 2),
-        "engine_int8_decode_tokens_per_s": round(max(ours8), 1),
-        "ratio_engine_int8_vs_hf": round(max(ours8) / max(hf), 2),
         "llama_cpp_tokens_per_s": round(llama, 1) if isinstance(llama, float) else llama,
-        "ratio_engine_bf16_vs_llama_cpp": round(best16 / llama, 2) if isinstance(llama, float) else None,
-        "ratio_engine_int8_vs_llama_cpp": round(max(ours8) / llama, 2) if isinstance(llama, float) else None,
-        "bf16_aggregate_1_client_tokens_per_s": round(single, 1),
-        "bf16_aggregate_8_clients_tokens_per_s": round(eight, 1),
-        "ratio_8_vs_1": round(eight / single, 2),
-        "ttft_prompt_tokens": prompt_len,
-        "ttft_bf16_s": round(ttft, 3),
-        "ttft_fp32_s": round(ttft32, 3),
+    }
+    for name, rates in ours.items():
+        result[f"engine_{name}_decode_tokens_per_s"] = round(max(rates), 1)
+        result[f"ratio_engine_{name}_vs_hf_fp32"] = round(max(rates) / base, 2)
+        if isinstance(llama, float):
+            result[f"ratio_engine_{name}_vs_llama_cpp"] = round(max(rates) / llama, 2)
+    result.update({
+        **{f"{name}_aggregate_{clients}_tokens_per_s": round(rate, 1) for name, rates in aggregate.items() for clients, rate in zip(("1_client", "8_clients"), rates)},
+        **{f"{name}_ratio_8_vs_1": round(eight / one, 2) for name, (one, eight) in aggregate.items()},
+        "ttft_prompt_tokens": ttft["fp32"][1],
+        **{f"ttft_{name}_s": round(seconds, 3) for name, (seconds, _) in ttft.items()},
         "torch_threads": torch.get_num_threads(),
         "cpus": os.cpu_count(),
         "machine": platform.machine(),
-    }
-    engine32.close()
-    engine16.close()
-    engine8.close()
+    })
     print(json.dumps(result))
 
 

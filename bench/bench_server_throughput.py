@@ -66,7 +66,7 @@ def main() -> None:
     import httpx
 
     from llm_deeper.inference.engine import Engine
-    from llm_deeper.serve.background import free_port
+    from llm_deeper.serve.background import free_port, wait_until_healthy
 
     # The server runs in its own process, as in production: its event loop and
     # the client's parsing do not share a GIL with the engine it is compared to.
@@ -77,16 +77,7 @@ def main() -> None:
     engine = Engine.load("smollm2-135m-instruct", dtype=args.dtype, max_batch=8)
     direct, http, one, eight = [], [], [], []
     try:
-        deadline = time.monotonic() + 300
-        while True:
-            try:
-                if httpx.get(url + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit("the server did not start")
-            time.sleep(0.5)
+        wait_until_healthy(url, server, timeout=300)
         model = httpx.get(url + "/v1/models").json()["data"][0]["id"]
         asyncio.run(http_rate(url, model, 1, 4))  # warm-up
         direct_rate(engine, 4)

@@ -5,13 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 
 import httpx
 import openai
 
 from conftest import REPO, run_cli
-from llm_deeper.serve.background import free_port
+from llm_deeper.serve.background import free_port, wait_until_healthy
 
 
 def test_serve_subprocess_with_lora_and_api_key(tiny_llama_dir, tmp_path):
@@ -26,16 +25,7 @@ def test_serve_subprocess_with_lora_and_api_key(tiny_llama_dir, tmp_path):
                                cwd=REPO, env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(url + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, process.stdout.read()
-            assert time.monotonic() < deadline, "server did not come up"
-            time.sleep(0.2)
+        wait_until_healthy(url, process)
         client = openai.OpenAI(base_url=url + "/v1", api_key="k1", max_retries=0)
         models = client.models.list().data
         assert [m.id for m in models] == [tiny_llama_dir.name, "mine"]

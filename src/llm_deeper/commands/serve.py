@@ -32,7 +32,7 @@ def serve(
     max_queue: int = typer.Option(64, "--max-queue", min=0, help="Requests that may wait for a batch slot; more get 429."),
     max_model_len: int = typer.Option(None, "--max-model-len", min=16, help="Cap the context length (default: the model's)."),
     default_max_tokens: int = typer.Option(1024, "--default-max-tokens", min=1, help="Reply length when a request sets no max_tokens."),
-    dtype: str = typer.Option("float32", "--dtype", help="float32 (exact), bfloat16, or int8 (int8 weights, bf16 activations; fastest decode, slightly different numbers)."),
+    dtype: str = typer.Option("float32", "--dtype", help="float32 (exact), bfloat16, int4 (4-bit weights in Q4_1 groups, bf16 activations: fastest decode, bf16's quality) or int8."),
 ) -> None:
     """Serve a model (and LoRA adapters) over an OpenAI-compatible API with a web chat page at /. Example: llm-deeper serve --port 8000"""
     import uvicorn

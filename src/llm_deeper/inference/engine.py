@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from ..errors import UserError
+from .openmp import release_idle_threads
 from .penalties import apply_penalties, pick_token, top_logprobs
 from .sampling import SamplingConfig
 from .stops import TextTracker
@@ -147,7 +148,9 @@ class Engine:
     """A loaded model plus the scheduler thread that serves requests."""
 
     def __init__(self, loaded, adapters: dict[str, str | Path] | None = None, max_batch: int = 8, max_queue: int = 64,
-                 max_len: int | None = None, name: str | None = None, int8: bool = False):
+                 max_len: int | None = None, name: str | None = None, quant: str | None = None):
+        import torch
+
         from .lora import load_lora
         from .runners import make_runner
 
@@ -168,7 +171,7 @@ class Engine:
         for adapter_name in self.adapters:
             if adapter_name == self.name:
                 raise UserError(f"adapter name {adapter_name!r} is the base model's name; pick another")
-        self.runner = make_runner(self.model, max_batch, self.context_length, self.adapters, int8=int8)
+        self.runner = make_runner(self.model, max_batch, self.context_length, self.adapters, quant=quant)
         self.batched = type(self.runner).__name__ == "LlamaRunner"
         self.max_batch, self.max_queue = max_batch, max_queue
         self.stop_ids = self._eos_ids()
@@ -180,6 +183,7 @@ class Engine:
         self.steps = 0  # decode steps run (for metrics)
         self.last_batch_size = 0
         self.observers: list[Callable[[Request, StreamEvent], None]] = []  # called on each request's last event
+        self.threads = torch.get_num_threads()  # a thread count is per thread: the engine's thread adopts the creator's
         self._thread = threading.Thread(target=self._loop, name="llm-deeper-engine", daemon=True)
         self._thread.start()
         # Stop decoding before the interpreter tears torch down (a weak reference,
@@ -191,12 +195,17 @@ class Engine:
     def load(cls, model: str = "smollm2-135m-instruct", dtype: str = "float32", loras: dict[str, str | Path] | None = None, **kwargs) -> "Engine":
         """Load a registry model / HF folder / GGUF (optionally with LoRA adapters) and start the engine.
 
-        `dtype`: "float32" (exact), "bfloat16", or "int8" (int8 weights, bf16 activations: fastest decode).
+        `dtype`: "float32" (exact), "bfloat16", or quantized weights with bf16 activations:
+        "int4" (Q4_1-style groups; fastest decode) or "int8" (see quant.py).
         """
         from ..models.loaders import load_model
+        from .quant import QUANTIZATIONS
 
-        if dtype == "int8":
-            return cls(load_model(model, dtype="bfloat16"), adapters=loras, int8=True, **kwargs)
+        choices = ("float32", "bfloat16", "float16", *QUANTIZATIONS)
+        if dtype not in choices:
+            raise UserError(f"unknown dtype {dtype!r}; choose one of {', '.join(choices)}")
+        if dtype in QUANTIZATIONS:
+            return cls(load_model(model, dtype="bfloat16"), adapters=loras, quant=dtype, **kwargs)
         return cls(load_model(model, dtype=dtype), adapters=loras, **kwargs)
 
     def _eos_ids(self) -> set[int]:
@@ -239,6 +248,7 @@ class Engine:
         if bad:
             raise UserError(f"token id {bad[0]} is outside the vocabulary (0..{self.vocab_size - 1})")
         request = Request(ids, config, adapter, constraint, logprobs, sink, TextTracker(self.tokenizer, config.stop))
+        release_idle_threads()  # the caller's idle OpenMP helpers would slow the engine's (see openmp.py)
         with self._cv:
             if self._closed:
                 raise UserError("the engine is shut down")
@@ -278,8 +288,13 @@ class Engine:
 
     # -- the scheduler thread -------------------------------------------------
     def _loop(self) -> None:
+        import torch
+
+        torch.set_num_threads(self.threads)
         while True:
             with self._cv:
+                if not self._closed and not self._waiting and not self._running:
+                    release_idle_threads()  # idle: leave the cores' OpenMP threads to others
                 while not self._closed and not self._waiting and not self._running:
                     self._cv.wait()
                 if self._closed:

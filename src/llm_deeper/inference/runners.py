@@ -14,50 +14,19 @@ Both return raw logits in float32; sampling happens in the engine.
 from __future__ import annotations
 
 from .kv_cache import SlotKVCache
+from .quant import linear, quantize
 
 BATCHED_ARCHITECTURES = ("llama",)
-
-
-class Int8Weight:
-    """A weight stored as int8 with one bf16 scale per output row (weight-only quantization).
-
-    Decode reads every weight once per token, so its speed follows the bytes
-    read: int8 is a quarter of fp32. Activations stay bf16; PyTorch's
-    `_weight_int8pack_mm` multiplies them by the int8 rows and applies the scales.
-    An explicit choice (`dtype="int8"`): outputs differ slightly from fp32.
-    """
-
-    def __init__(self, weight):
-        import torch
-
-        with torch.inference_mode():
-            w = weight.float()
-            scales = (w.abs().amax(dim=1) / 127.0).clamp_min(1e-8)
-            self.q = torch.round(w / scales[:, None]).clamp(-127, 127).to(torch.int8).contiguous()
-            self.scales = scales.to(torch.bfloat16)
-        self.shape = weight.shape
-
-
-def linear(x, weight, bias=None):
-    """F.linear, or the int8 kernel for an `Int8Weight`."""
-    import torch
-    import torch.nn.functional as F
-
-    if not isinstance(weight, Int8Weight):
-        return F.linear(x, weight, bias)
-    out = torch.ops.aten._weight_int8pack_mm(x.reshape(-1, x.shape[-1]).contiguous(), weight.q, weight.scales)
-    out = out.view(*x.shape[:-1], weight.shape[0])
-    return out + bias if bias is not None else out
 
 
 class LlamaRunner:
     """Prefill and batched decode for Llama-family models, with a slot KV cache."""
 
-    def __init__(self, model, slots: int, max_len: int, adapters: dict | None = None, int8: bool = False):
+    def __init__(self, model, slots: int, max_len: int, adapters: dict | None = None, quant: str | None = None):
         import torch
 
         cfg = model.config
-        self.int8 = int8  # weight-only int8 projections and LM head (bf16 activations)
+        self.quant = quant  # None, or "int8"/"int4": quantized projections and LM head (bf16 activations)
         self.model = model
         self.body = model.model
         self.heads = cfg.num_attention_heads
@@ -66,9 +35,11 @@ class LlamaRunner:
         self.groups = self.heads // self.kv_heads
         self.scale = self.head_dim ** -0.5
         self.dtype = next(model.parameters()).dtype
-        if int8 and self.dtype != torch.bfloat16:
-            raise ValueError("int8 weights need a bfloat16 model (load it with dtype='bfloat16')")
-        self.lm_head = Int8Weight(model.lm_head.weight) if int8 else model.lm_head.weight
+        if quant and self.dtype != torch.bfloat16:
+            raise ValueError(f"{quant} weights need a bfloat16 model (load it with dtype='bfloat16')")
+        # The LM head (Q8_0 in the GGUF, tied to the embeddings) loses far more in 4 bits
+        # (KL to fp32 0.044 vs 0.0014, bench/RESULTS.md): int4 keeps it bf16.
+        self.lm_head = quantize(model.lm_head.weight, "int8" if quant == "int8" else None)
         self.adapters = adapters or {}
         self.cache = SlotKVCache(len(self.body.layers), slots, self.kv_heads, self.head_dim, max_len, self.dtype)
         self.torch = torch
@@ -91,7 +62,7 @@ class LlamaRunner:
                 bias = torch.cat([att.q_proj.bias, att.k_proj.bias, att.v_proj.bias])
             gate_up = torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight])
         q, kv = self.heads * self.head_dim, self.kv_heads * self.head_dim
-        pack = Int8Weight if self.int8 else (lambda w: w)
+        pack = lambda weight: quantize(weight, self.quant)  # noqa: E731
         return {"qkv": pack(qkv), "o": pack(att.o_proj.weight), "down": pack(mlp.down_proj.weight), "gate_up": pack(gate_up),
                 "qkv_bias": bias, "qkv_split": [("q_proj", 0, q), ("k_proj", q, q + kv), ("v_proj", q + kv, q + 2 * kv)],
                 "gate_up_split": [("gate_proj", 0, mlp.gate_proj.weight.shape[0]),
@@ -154,6 +125,19 @@ class LlamaRunner:
 
     def prefill(self, slot: int, ids: list[int], adapter: str | None):
         """Run the whole prompt at once, fill the slot's cache, return the last position's logits [V]."""
+        with self.torch.inference_mode():
+            return self._logits(self._prompt_hidden(slot, ids, adapter)[:, -1])[0]
+
+    def prompt_logits(self, ids: list[int], adapter: str | None = None):
+        """Logits at every position of `ids` [T, V], through the weights decoding uses (quality checks).
+
+        Uses slot 0's cache: not while an engine runs on this runner.
+        """
+        with self.torch.inference_mode():
+            return self._logits(self._prompt_hidden(0, ids, adapter))[0]
+
+    def _prompt_hidden(self, slot: int, ids: list[int], adapter: str | None):
+        """The final hidden states of the whole prompt [1, T, H]; fills the slot's cache."""
         torch = self.torch
         import torch.nn.functional as F
 
@@ -171,7 +155,7 @@ class LlamaRunner:
 
             for i, layer in enumerate(self.body.layers):
                 x = self._layer(i, layer, x, cos, sin, groups, attend)
-            return self._logits(x[:, -1])[0]
+            return x
 
     def decode(self, tokens: list[int], positions: list[int], adapters: list[str | None]):
         """One step for slots 0..B-1: row b feeds tokens[b] at positions[b]; returns logits [B, V]."""
@@ -271,13 +255,13 @@ def raise_unsupported_lora(model) -> None:
     raise UserError(f"LoRA adapters are served for Llama-architecture models; this model is {model.config.model_type!r} (merge the adapter first)")
 
 
-def make_runner(model, slots: int, max_len: int, adapters: dict | None = None, int8: bool = False):
+def make_runner(model, slots: int, max_len: int, adapters: dict | None = None, quant: str | None = None):
     """The batched Llama runner when the architecture allows, else the generic one."""
     kind = getattr(model.config, "model_type", "")
     if kind in BATCHED_ARCHITECTURES:
-        return LlamaRunner(model, slots, max_len, adapters, int8=int8)
-    if int8:
+        return LlamaRunner(model, slots, max_len, adapters, quant=quant)
+    if quant:
         from ..errors import UserError
 
-        raise UserError(f"int8 weights are supported for Llama-architecture models; this model is {kind!r} (use bfloat16)")
+        raise UserError(f"{quant} weights are supported for Llama-architecture models; this model is {kind!r} (use bfloat16)")
     return HFRunner(model, slots, max_len, adapters)

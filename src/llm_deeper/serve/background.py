@@ -14,6 +14,25 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
+def wait_until_healthy(url: str, process, timeout: float = 60.0) -> None:
+    """Poll `url`/health until the server subprocess answers 200; RuntimeError (with its output) if it dies or times out."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(url + "/health", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None:
+            output = process.stdout.read() if process.stdout else ""
+            raise RuntimeError(f"the server exited with code {process.returncode} before it was healthy\n{output}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the server at {url} was not healthy after {timeout:.0f} s")
+        time.sleep(0.2)
+
+
 class BackgroundServer:
     """uvicorn serving an app in a daemon thread; `url` once started, `stop()` to end."""
 

@@ -1,0 +1,95 @@
+"""Weight-only quantization for decoding: fewer bytes read per token.
+
+A decode step reads every weight once and does little arithmetic with it, so
+its speed follows the bytes read. Activations stay bfloat16; PyTorch's CPU
+kernels multiply them by packed integer weights and apply the scales.
+
+- `int8`: one int8 row per output with a per-row scale (1 byte a weight).
+- `int4`: 4-bit values in groups of 32 inputs, each group with its own scale
+  and minimum: GGUF's Q4_1 layout (about 0.6 bytes a weight with its scales).
+  The default model's projections come from a Q4_1 file, so they quantize back
+  to the GGUF's own numbers, and int4 costs no more than bf16 does (the same
+  KL divergence to fp32, bench/RESULTS.md). Other models get Q4_1's rounding.
+
+Both are explicit choices (`dtype="int8"` / `"int4"`): outputs differ slightly from fp32.
+"""
+
+from __future__ import annotations
+
+from ..errors import UserError
+
+QUANTIZATIONS = ("int8", "int4")
+
+
+class Int8Weight:
+    """A weight stored as int8 with one bf16 scale per output row."""
+
+    def __init__(self, weight):
+        import torch
+
+        with torch.inference_mode():
+            w = weight.float()
+            scales = (w.abs().amax(dim=1) / 127.0).clamp_min(1e-8)
+            self.q = torch.round(w / scales[:, None]).clamp(-127, 127).to(torch.int8).contiguous()
+            self.scales = scales.to(torch.bfloat16)
+        self.shape = weight.shape
+
+    def matmul(self, x):
+        import torch
+
+        return torch.ops.aten._weight_int8pack_mm(x, self.q, self.scales)
+
+
+class Int4Weight:
+    """A weight stored as 4-bit integers, per group of 32 inputs: w = scale × q + minimum, q in 0..15."""
+
+    GROUP = 32  # inputs per group (Q4_1's block size)
+
+    def __init__(self, weight):
+        import torch
+
+        with torch.inference_mode():
+            q, scale, low = q4_1_groups(weight, self.GROUP)
+            self.packed = torch.ops.aten._convert_weight_to_int4pack_for_cpu(q.view(weight.shape).to(torch.int32), 2)
+            # The kernel computes (q − 8) × scale + zero, so zero = minimum + 8 × scale; layout [groups, rows, 2].
+            self.scales_and_zeros = torch.stack([scale, low + 8 * scale], dim=-1).transpose(0, 1).contiguous().to(torch.bfloat16)
+        self.shape = weight.shape
+
+    def matmul(self, x):
+        import torch
+
+        return torch.ops.aten._weight_int4pack_mm_for_cpu(x, self.packed, self.GROUP, self.scales_and_zeros)
+
+
+def q4_1_groups(weight, group: int = 32):
+    """Q4_1 rounding: (q [rows, groups, group] in 0..15, scale, minimum [rows, groups]); w ≈ scale × q + minimum."""
+    import torch
+
+    rows, columns = weight.shape
+    if columns % group:
+        raise UserError(f"int4 weights need input sizes divisible by {group}; this model has a {rows}×{columns} projection (use int8 or bfloat16)")
+    groups = weight.float().view(rows, columns // group, group)
+    low, high = groups.amin(-1), groups.amax(-1)
+    # Q4_1 stores fp16 scales: rounding ours the same way gives a Q4_1 file's own q and scale back exactly.
+    scale = ((high - low) / 15).half().float().clamp_min(1e-8)
+    q = torch.round((groups - low[..., None]) / scale[..., None]).clamp(0, 15).to(torch.uint8)
+    return q, scale, low
+
+
+def quantize(weight, kind: str | None):
+    """The weight as `kind` ("int8", "int4") stores it, or unchanged for None."""
+    if kind is None:
+        return weight
+    if kind not in QUANTIZATIONS:
+        raise UserError(f"unknown quantization {kind!r}; choose one of {', '.join(QUANTIZATIONS)}")
+    return Int8Weight(weight) if kind == "int8" else Int4Weight(weight)
+
+
+def linear(x, weight, bias=None):
+    """F.linear, or the packed kernel for a quantized weight."""
+    import torch.nn.functional as F
+
+    if not isinstance(weight, (Int8Weight, Int4Weight)):
+        return F.linear(x, weight, bias)
+    out = weight.matmul(x.reshape(-1, x.shape[-1]).contiguous()).view(*x.shape[:-1], weight.shape[0])
+    return out + bias if bias is not None else out

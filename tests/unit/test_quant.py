@@ -1,0 +1,101 @@
+"""Quantized decode weights (int8 rows, int4 Q4_1 groups) and the OpenMP thread hygiene of the engine."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import torch
+
+from llm_deeper.errors import UserError
+from llm_deeper.inference.engine import Engine
+from llm_deeper.inference.quant import Int4Weight, Int8Weight, linear, q4_1_groups
+from llm_deeper.inference.runners import LlamaRunner
+from llm_deeper.inference.sampling import SamplingConfig
+from llm_deeper.models.loaders import load_hf_folder
+
+HI = [{"role": "user", "content": "hello"}]
+
+
+def q4_1_weight(rows: int = 48, columns: int = 96, seed: int = 0):
+    """A weight as a Q4_1 file stores it: per 32 inputs, fp16 scale and minimum, q in 0..15 spanning the range."""
+    g = torch.Generator().manual_seed(seed)
+    q = torch.randint(0, 16, (rows, columns // 32, 32), generator=g)
+    q[..., 0], q[..., 1] = 0, 15  # quantizing a group maps its minimum to 0 and its maximum to 15
+    scale = (torch.rand(rows, columns // 32, generator=g) * 0.02 + 1e-3).half().float()
+    low = (-torch.rand(rows, columns // 32, generator=g) * 0.1).half().float()
+    return (q * scale[..., None] + low[..., None]).view(rows, columns), q, scale, low
+
+
+def test_q4_1_groups_recover_a_q4_1_weight_exactly():
+    weight, q, scale, low = q4_1_weight()
+    got_q, got_scale, got_low = q4_1_groups(weight)
+    assert torch.equal(got_q.long(), q) and torch.equal(got_scale, scale) and torch.equal(got_low, low)
+    assert torch.equal(got_q * got_scale[..., None] + got_low[..., None], weight.view_as(got_q * 1.0))
+
+
+@pytest.mark.parametrize("kind, tolerance", [(Int4Weight, 0.01), (Int8Weight, 0.03)])
+def test_quantized_matmul_is_close_to_the_float_one(kind, tolerance):
+    weight = q4_1_weight()[0] if kind is Int4Weight else torch.randn(96, 64)
+    x = torch.randn(3, weight.shape[1])
+    exact = x @ weight.T
+    approx = linear(x.bfloat16(), kind(weight)).float()
+    assert approx.shape == exact.shape
+    assert float((approx - exact).abs().max() / exact.abs().max()) < tolerance
+
+
+def test_int4_needs_inputs_in_groups_of_32():
+    with pytest.raises(UserError, match="divisible by 32"):
+        Int4Weight(torch.randn(8, 40))
+
+
+@pytest.mark.parametrize("quant", ["int8", "int4"])
+def test_quantized_runner_stays_close_to_fp32_and_serves(tiny_llama_dir, quant):
+    fp32, _ = load_hf_folder(tiny_llama_dir)
+    bf16, _ = load_hf_folder(tiny_llama_dir, dtype="bfloat16")
+    ids = list(range(40, 70))
+    with torch.inference_mode():
+        reference = fp32(torch.tensor([ids])).logits[0, -1]
+    logits = LlamaRunner(bf16, 1, 128, quant=quant).prefill(0, ids, None)
+    # random tiny weights are not Q4_1 data: int4 rounds them to 16 levels per group
+    assert float((logits - reference).abs().max()) < 0.1 * float(reference.abs().max())
+    engine = Engine.load(str(tiny_llama_dir), dtype=quant)
+    try:
+        assert engine.generate(HI, SamplingConfig(max_new_tokens=5, ignore_eos=True)).usage.completion_tokens == 5
+    finally:
+        engine.close()
+
+
+def test_unknown_dtype_lists_the_choices(tiny_llama_dir):
+    with pytest.raises(UserError, match="int4"):
+        Engine.load(str(tiny_llama_dir), dtype="int3")
+
+
+def test_idle_openmp_helpers_can_be_released():
+    """The engine relies on this to keep one OpenMP team per process (see inference/openmp.py)."""
+    from llm_deeper.inference.openmp import release_idle_threads
+
+    if torch.get_num_threads() < 2:
+        pytest.skip("one torch thread: no OpenMP team to release")
+    torch.randn(512, 512) @ torch.randn(512, 512)  # a parallel op: this thread now has a team
+    assert release_idle_threads()
+
+
+def test_engine_thread_uses_the_creators_thread_count(tiny_llama_dir):
+    saved = torch.get_num_threads()
+    seen = []
+    torch.set_num_threads(1)
+    try:
+        engine = Engine.load(str(tiny_llama_dir))
+        decode = engine.runner.decode
+
+        def spy(*args):
+            seen.append((threading.current_thread().name, torch.get_num_threads()))
+            return decode(*args)
+
+        engine.runner.decode = spy
+        engine.generate(HI, SamplingConfig(max_new_tokens=3, ignore_eos=True))
+        engine.close()
+    finally:
+        torch.set_num_threads(saved)
+    assert seen and all(entry == ("llm-deeper-engine", 1) for entry in seen)
