@@ -1,4 +1,4 @@
-"""Does a faster weight format keep the answers? The engine's fp32, bf16 and int8 weights side by side.
+"""Does a faster weight format keep the answers? The engine's fp32, bf16, int8 and int4 weights side by side.
 
 Default model, the engine's own forward pass (`LlamaRunner`) in each format, on
 the shipped instruction set (`data/fixtures/instructions.jsonl`):
@@ -76,11 +76,11 @@ def main() -> None:
     from llm_deeper.models.loaders import load_model
 
     pairs = records(args.records)
-    formats = {"fp32": ("float32", False), "bf16": ("bfloat16", False), "int8": ("bfloat16", True)}
+    formats = {"fp32": ("float32", None), "bf16": ("bfloat16", None), "int8": ("bfloat16", "int8"), "int4": ("bfloat16", "int4")}
     scored, answers = {}, {}
-    for name, (dtype, int8) in formats.items():
+    for name, (dtype, quant) in formats.items():
         loaded = load_model("smollm2-135m-instruct", dtype=dtype)
-        runner = LlamaRunner(loaded.model, slots=1, max_len=2048, int8=int8)
+        runner = LlamaRunner(loaded.model, slots=1, max_len=2048, quant=quant)
         scored[name] = answer_logprobs(runner, loaded.tokenizer, pairs)
         answers[name] = greedy(runner, loaded.tokenizer, pairs[: args.greedy], args.tokens)
         tokenizer = loaded.tokenizer
@@ -101,7 +101,7 @@ def main() -> None:
             row["greedy_identical_to_fp32"] = f"{sum(p == args.tokens for p in prefix)}/{args.greedy}"
             row["greedy_tokens_before_first_difference"] = round(sum(prefix) / len(prefix), 1)
         result[name] = row
-    result["sample_greedy_int8"] = tokenizer.decode(answers["int8"][0])
+    result["sample_greedy_int4"] = tokenizer.decode(answers["int4"][0])
     result["sample_greedy_fp32"] = tokenizer.decode(answers["fp32"][0])
     print(json.dumps(result, ensure_ascii=False))
 

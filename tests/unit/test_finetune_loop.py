@@ -25,7 +25,7 @@ def chat_data(tmp_path_factory):
 
 
 def config(tiny_llama_dir, data, out, **kw) -> FinetuneConfig:
-    base = dict(data=data, output=out, model=str(tiny_llama_dir), batch_size=4, max_length=128, lr=5e-3, dropout=0.0, epochs=1)
+    base = dict(data=data, output=out, model=str(tiny_llama_dir), batch_size=4, max_length=128, lr=5e-3, dropout=0.0, epochs=1, dtype="float32")
     return FinetuneConfig(**{**base, **kw})
 
 
@@ -114,3 +114,23 @@ def test_errors_are_one_line_user_errors(tiny_llama_dir, chat_data, tmp_path):
         train(config(tiny_llama_dir, chat_data, tmp_path / "t", target_modules=["query_key_value"]))
     with pytest.raises(UserError, match="unknown method"):
         config(tiny_llama_dir, chat_data, tmp_path / "m", method="half").validate()
+
+
+
+def test_lora_base_is_bf16_only_where_the_hardware_has_it(tiny_llama_dir, chat_data, tmp_path, monkeypatch):
+    import llm_deeper.hardware as hardware
+
+    monkeypatch.setattr(hardware, "native_bf16", lambda: True)
+    assert FinetuneConfig(data=chat_data, output=tmp_path).base_dtype == "bfloat16"  # LoRA: frozen base
+    assert FinetuneConfig(data=chat_data, output=tmp_path, method="full").base_dtype == "float32"  # AdamW needs fp32 weights
+    assert FinetuneConfig(data=chat_data, output=tmp_path, dtype="float32").base_dtype == "float32"  # asked for
+    monkeypatch.setattr(hardware, "native_bf16", lambda: False)
+    assert FinetuneConfig(data=chat_data, output=tmp_path).base_dtype == "float32"  # emulated bf16 is slower than fp32
+    with pytest.raises(UserError, match="float32 or bfloat16"):
+        FinetuneConfig(data=chat_data, output=tmp_path, dtype="int8").validate()
+
+
+def test_lora_on_a_bf16_base_learns_and_saves_fp32_adapters(tiny_llama_dir, chat_data, tmp_path):
+    result = train(config(tiny_llama_dir, chat_data, tmp_path / "bf16", dtype="bfloat16", epochs=2))
+    assert result.train_losses[-1] < result.train_losses[0]
+    assert {t.dtype for t in weights(tmp_path / "bf16").values()} == {torch.float32}

@@ -38,13 +38,24 @@ class FinetuneConfig:
     resume: bool = False  # continue from the newest checkpoint in `output`
     halt_after: int | None = None  # stop (after checkpointing) at this step, as if interrupted; --resume continues
     qlora: bool = False  # load the base in 4-bit (bitsandbytes, CUDA only) and train LoRA on top
-    dtype: str = "float32"  # base model dtype on load
+    dtype: str | None = None  # base weights: "float32" or "bfloat16"; None: bf16 for LoRA where the hardware has it (see base_dtype), else fp32
     gradient_checkpointing: bool = False  # recompute activations in backward: much less memory, ~1/3 more compute
 
     def __post_init__(self) -> None:
         self.data = Path(self.data)
         self.output = Path(self.output)
         self.eval_data = Path(self.eval_data) if self.eval_data else None
+
+    @property
+    def base_dtype(self) -> str:
+        """The dtype the base loads in. LoRA's base is frozen, so bf16 halves its memory and
+        activations and, on hardware with bf16 units, doubles the speed (the adapters stay fp32).
+        Full fine-tuning keeps fp32: AdamW's small updates vanish in bf16 weights."""
+        if self.dtype is not None:
+            return self.dtype
+        from ..hardware import native_bf16
+
+        return "bfloat16" if self.method == "lora" and not self.qlora and native_bf16() else "float32"
 
     @property
     def learning_rate(self) -> float:
@@ -63,6 +74,8 @@ class FinetuneConfig:
         for path in (self.data, self.eval_data):
             if path is not None and not path.is_file():
                 raise UserError(f"data file {path} does not exist (make one with `llm-deeper data make-tools --out DIR`)")
+        if self.dtype not in (None, "float32", "bfloat16"):
+            raise UserError(f"--dtype {self.dtype!r}: use float32 or bfloat16")
         if not self.target_modules:
             raise UserError("--target-modules is empty: name at least one linear layer, e.g. q_proj,v_proj")
         return self

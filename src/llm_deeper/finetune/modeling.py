@@ -38,7 +38,7 @@ def load_base(config: FinetuneConfig, local_rank: int = 0):
 
     if config.qlora:
         return load_base_4bit(config, local_rank)
-    loaded = load_model(config.model, dtype=config.dtype)
+    loaded = load_model(config.model, dtype=config.base_dtype)
     model = loaded.model.to(device_for(local_rank))
     return model, loaded.tokenizer
 
