@@ -102,6 +102,25 @@ def test_token_loss_equals_transformers_loss(tiny_llama_dir, chat_data):
     assert abs(float(total / count) - float(reference)) < 1e-5
 
 
+def test_chunked_loss_gives_the_same_loss_and_gradients(tiny_llama_dir):
+    """Over LOSS_CHUNK labelled tokens the head runs in recomputed chunks; nothing may change."""
+    from llm_deeper.finetune.modeling import LOSS_CHUNK, make_token_loss
+    from llm_deeper.models.loaders import load_model
+
+    model = load_model(str(tiny_llama_dir)).model
+    ids = torch.randint(3, 250, (2, LOSS_CHUNK + 40), generator=torch.Generator().manual_seed(0))
+    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": ids.clone()}
+    total, count = make_token_loss(model)(**batch)
+    assert int(count) > LOSS_CHUNK
+    total.backward()
+    chunked = model.model.embed_tokens.weight.grad.clone()
+    model.zero_grad()
+    reference = model(**batch).loss
+    (reference * count).backward()
+    assert abs(float(total / count) - float(reference)) < 1e-5
+    assert torch.allclose(chunked, model.model.embed_tokens.weight.grad, rtol=1e-4, atol=1e-5)  # only the summation order differs
+
+
 def test_errors_are_one_line_user_errors(tiny_llama_dir, chat_data, tmp_path):
     if not torch.cuda.is_available():  # on CUDA machines the flag is valid; the CPU message is what we check here
         with pytest.raises(UserError, match="needs a CUDA GPU"):

@@ -107,6 +107,9 @@ def parameter_counts(model) -> tuple[int, int]:
     return trainable, total
 
 
+LOSS_CHUNK = 256  # labelled positions whose logits exist at once when a batch has more
+
+
 def make_token_loss(model):
     """A module whose forward(input_ids, attention_mask, labels) → (summed loss, labelled tokens).
 
@@ -125,8 +128,19 @@ def make_token_loss(model):
             hidden = causal.base_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
             targets = labels[:, 1:]
             keep = targets != -100
-            logits = causal.get_output_embeddings()(hidden[:, :-1][keep])
-            loss = F.cross_entropy(logits.float(), targets[keep], reduction="sum")
+            head, hidden, targets = causal.get_output_embeddings(), hidden[:, :-1][keep], targets[keep]
+            if len(targets) <= LOSS_CHUNK:
+                return head_loss(head, hidden, targets), keep.sum()
+            # Many labelled tokens: fp32 logits and their gradient would take ~1 KB per token per
+            # 1,000 vocabulary entries at once; in chunks, recomputed in backward, only one chunk lives.
+            from torch.utils.checkpoint import checkpoint
+
+            loss = sum(checkpoint(head_loss, head, hidden[i:i + LOSS_CHUNK], targets[i:i + LOSS_CHUNK], use_reentrant=False)
+                       for i in range(0, len(targets), LOSS_CHUNK))
             return loss, keep.sum()
+
+    def head_loss(head, hidden, targets):
+        """Summed cross-entropy of the output head's logits, computed in fp32."""
+        return F.cross_entropy(head(hidden).float(), targets, reduction="sum")
 
     return TokenLoss(model)
