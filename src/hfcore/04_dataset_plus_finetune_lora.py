@@ -8,7 +8,7 @@ What you learn:
 - what a PEFT adapter folder holds, and how its loss curve compares with full fine-tuning.
 
 Run: python src/hfcore/04_dataset_plus_finetune_lora.py   (--quick: tiny random model, seconds)
-Takes ~3-4 minutes on 2 CPU cores (two short fine-tunes of the default model).
+Takes ~2 minutes on 2 CPU cores (two short fine-tunes of the default model; 111 s measured).
 """
 
 # %%
@@ -58,7 +58,10 @@ print(f"  {'':<22} {'LoRA':>20} {'full':>20}")
 for name, a, b in rows:
     print(f"  {name:<22} {a:>20} {b:>20}")
 check("LoRA trains a small fraction of what full fine-tuning trains", lora["trainable"] < full["trainable"] / 10)
-check("both runs start from the same held-out loss (same base, same data)", abs(lora["eval_losses"][0] - full["eval_losses"][0]) < 1e-4)
+# Same base, same data: the same starting loss, up to bf16 rounding when LoRA's base runs in bf16.
+start_gap = abs(lora["eval_losses"][0] - full["eval_losses"][0])
+check("both runs start from the same held-out loss (same base, same data; bf16 rounding aside)",
+      start_gap < (1e-4 if dtypes["lora"] == dtypes["full"] else 0.02), f"gap {start_gap:.4f}")
 if not setup.quick:  # a tiny random model in quick mode: only the mechanics are checked
     check("LoRA trains under 1% of the weights", lora["trainable"] / lora["total"] < 0.01)
     check("LoRA needs less peak memory (no gradients or Adam state for the base weights)", lora["peak_rss_mb"] < full["peak_rss_mb"])

@@ -114,4 +114,4 @@ def lesson_setup(folder: Path, quick: bool) -> LessonSetup:
         train, test = write_tool_dataset(folder / "data", n_train=4, n_test=3, seed=0, distractors=1)
         return LessonSetup(str(tiny), train, test, steps=2, batch_size=2, max_length=4096, quick=True)
     train, test = write_tool_dataset(folder / "data", n_train=24, n_test=12, seed=0, distractors=1)
-    return LessonSetup(DEFAULT_MODEL, train, test, steps=6, batch_size=2, max_length=448, quick=False)
+    return LessonSetup(DEFAULT_MODEL, train, test, steps=6, batch_size=2, max_length=896, quick=False)  # every first call fits
