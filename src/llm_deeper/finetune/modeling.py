@@ -131,8 +131,8 @@ def make_token_loss(model):
             head, hidden, targets = causal.get_output_embeddings(), hidden[:, :-1][keep], targets[keep]
             if len(targets) <= LOSS_CHUNK:
                 return head_loss(head, hidden, targets), keep.sum()
-            # Many labelled tokens: fp32 logits and their gradient would take ~1 KB per token per
-            # 1,000 vocabulary entries at once; in chunks, recomputed in backward, only one chunk lives.
+            # Many labelled tokens: fp32 logits, log-softmax and gradient take ~12 bytes per token per
+            # vocabulary entry (600 MB for 1,024 tokens × 49k); in chunks recomputed in backward, one chunk lives.
             from torch.utils.checkpoint import checkpoint
 
             loss = sum(checkpoint(head_loss, head, hidden[i:i + LOSS_CHUNK], targets[i:i + LOSS_CHUNK], use_reentrant=False)
