@@ -13,6 +13,8 @@ Both return raw logits in float32; sampling happens in the engine.
 
 from __future__ import annotations
 
+import functools
+
 from .kv_cache import SlotKVCache
 from .quant import linear, quantize
 
@@ -26,7 +28,7 @@ class LlamaRunner:
         import torch
 
         cfg = model.config
-        self.quant = quant  # None, or "int8"/"int4": quantized projections and LM head (bf16 activations)
+        self.quant = quant  # None, or "int8"/"int4": quantized projections (int8 also the LM head); bf16 activations
         self.model = model
         self.body = model.model
         self.heads = cfg.num_attention_heads
@@ -62,7 +64,7 @@ class LlamaRunner:
                 bias = torch.cat([att.q_proj.bias, att.k_proj.bias, att.v_proj.bias])
             gate_up = torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight])
         q, kv = self.heads * self.head_dim, self.kv_heads * self.head_dim
-        pack = lambda weight: quantize(weight, self.quant)  # noqa: E731
+        pack = functools.partial(quantize, kind=self.quant)
         return {"qkv": pack(qkv), "o": pack(att.o_proj.weight), "down": pack(mlp.down_proj.weight), "gate_up": pack(gate_up),
                 "qkv_bias": bias, "qkv_split": [("q_proj", 0, q), ("k_proj", q, q + kv), ("v_proj", q + kv, q + 2 * kv)],
                 "gate_up_split": [("gate_proj", 0, mlp.gate_proj.weight.shape[0]),
