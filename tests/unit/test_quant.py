@@ -99,3 +99,21 @@ def test_engine_thread_uses_the_creators_thread_count(tiny_llama_dir):
     finally:
         torch.set_num_threads(saved)
     assert seen and all(entry == ("llm-deeper-engine", 1) for entry in seen)
+
+
+@pytest.mark.slow
+def test_default_model_projections_are_q4_1_exactly_and_int4_answers(default_model):
+    """The claim behind `--dtype int4`: the GGUF's Q4_1 projections come back exactly, and the engine still answers."""
+    checked = 0
+    for name, weight in default_model.model.named_parameters():
+        if weight.dim() == 2 and "embed" not in name:
+            q, scale, low = q4_1_groups(weight.detach())
+            assert torch.equal(q * scale[..., None] + low[..., None], weight.detach().view(q.shape).float()), name
+            checked += 1
+    assert checked == 7 * 30  # q, k, v, o, gate, up, down in each of 30 layers
+    engine = Engine.load("smollm2-135m-instruct", dtype="int4")
+    try:
+        reply = engine.generate([{"role": "user", "content": "What is the capital of France?"}], SamplingConfig(max_new_tokens=12))
+    finally:
+        engine.close()
+    assert "Paris" in reply.text
