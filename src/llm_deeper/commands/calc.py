@@ -1,4 +1,4 @@
-"""`llm-deeper calc {params,memory,kv-cache}`: exact sizing numbers."""
+"""`llm-deeper calc {params,memory,kv-cache,budget}`: exact sizing numbers."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def memory(name: str = ARCH_ARG, rank: int = typer.Option(16, "--rank", min=1, h
     from rich.console import Console
     from rich.table import Table
 
-    from ..calc import BYTES_PER_VALUE, full_finetune_bytes, human_bytes, lora_parameters, parameters, weights_bytes
+    from ..calc import BYTES_PER_VALUE, full_finetune_bytes, human_bytes, lora_bytes, lora_parameters, parameters, qlora_bytes, weights_bytes
 
     arch = arch_named(name)
     table = Table("what", "memory", title=f"{arch.name}: {parameters(arch):,} parameters")
@@ -45,7 +45,8 @@ def memory(name: str = ARCH_ARG, rank: int = typer.Option(16, "--rank", min=1, h
         table.add_row(f"weights {dtype}", human_bytes(weights_bytes(arch, dtype)))
     table.add_row("full fine-tune, AdamW mixed precision (16 B/param)", human_bytes(full_finetune_bytes(arch)))
     lora = lora_parameters(arch, rank)
-    table.add_row(f"LoRA r={rank} on q,k,v,o: bf16 weights + {lora:,} trainable × 16 B", human_bytes(weights_bytes(arch, "bf16") + lora * 16))
+    table.add_row(f"LoRA r={rank} on q,k,v,o: bf16 weights + {lora:,} trainable × 16 B", human_bytes(lora_bytes(arch, rank)))
+    table.add_row(f"QLoRA r={rank}: NF4 linear layers + bf16 embeddings + {lora:,} trainable × 16 B", human_bytes(qlora_bytes(arch, rank)))
     Console().print(table)
 
 
@@ -54,7 +55,7 @@ def kv_cache(
     name: str = ARCH_ARG,
     seq_len: int = typer.Option(4096, "--seq-len", min=1, help="Tokens per sequence."),
     batch: int = typer.Option(1, "--batch", min=1, help="Concurrent sequences."),
-    dtype: str = typer.Option("bf16", "--dtype", help="fp32, bf16, fp16, int8 or q4."),
+    dtype: str = typer.Option("bf16", "--dtype", help="fp32, bf16, fp16, int8, q4_1 or nf4."),
 ) -> None:
     """KV cache = 2 × layers × kv_heads × head_dim × seq_len × batch × bytes. Example: llm-deeper calc kv-cache --seq-len 8192"""
     from ..calc import BYTES_PER_VALUE, human_bytes, kv_cache_bytes
@@ -65,6 +66,26 @@ def kv_cache(
     arch = arch_named(name)
     total = kv_cache_bytes(arch, seq_len, batch, dtype)
     print(f"{arch.name}: 2 × {arch.layers} layers × {arch.kv_heads} kv_heads × {arch.hd} head_dim × {seq_len} tokens × {batch} × {BYTES_PER_VALUE[dtype]} B = {human_bytes(total)}")
+
+
+@calc_app.command("budget")
+def budget() -> None:
+    """The largest model each machine of the seed's budget table serves and fine-tunes. Example: llm-deeper calc budget"""
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..calc import DEVICES, HEADROOM, JOBS, largest_that_fits
+
+    table = Table("machine", "cost", *JOBS, title=f"largest of SmolLM2-135M, Llama 1B/8B/70B that fits, with {HEADROOM - 1:.0%} headroom")
+    for device in DEVICES:
+        fits = [largest_that_fits(device, job) for job in JOBS]
+        table.add_row(device.name, device.price, *[size_label(arch) for arch in fits])
+    Console().print(table)
+
+
+def size_label(arch) -> str:
+    """'llama-3.1-8b' → '8B': the table has five job columns to fit in a terminal."""
+    return arch.name.rsplit("-", 1)[-1].upper() if arch else "none"
 
 
 def register(app: typer.Typer) -> None:
