@@ -1,69 +1,53 @@
 """The FastAPI app: OpenAI-compatible routes, health, metrics and the web chat page.
 
 `create_app(engine)` builds it around an already-started `Engine`; the CLI
-(`llm-deeper serve`), the lesson and the tests all go through it.
+(`llm-deeper serve`), the lesson and the tests all go through it. Each route
+lives in its own module (chat, completions, models, health, web) on top of
+the shared pieces: `schemas` (request validation), `serving` (engine
+requests), `responses` (metadata, usage, SSE), `guard` (body limit, metrics,
+last-resort errors) and `shutdown` (the deadline).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from concurrent.futures import ThreadPoolExecutor
 
-from fastapi import Depends, FastAPI, Request
-from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
-from fastapi.staticfiles import StaticFiles
+from fastapi import Depends, FastAPI
 
 from ..inference.engine import Engine
+from . import chat, completions, health, models, web
 from .auth import bearer_checker
 from .errors import install_error_handlers
+from .guard import RequestGuard, default_body_limit
 from .metrics import Metrics
-from .schemas import ChatCompletionRequest, CompletionRequest
-from .service import CompletionService
+from .shutdown import ShutdownGate
 
-STATIC = Path(__file__).parent / "static"
 KNOWN_ROUTES = ("/", "/health", "/metrics", "/v1/models", "/v1/chat/completions", "/v1/completions")
+PREP_THREADS = 2  # request preparation (tokenizing, templates, grammars) off the event loop; the engine has the cores
 
 
-def create_app(engine: Engine, api_key: str | None = None, default_max_tokens: int = 1024) -> FastAPI:
-    """An app serving `engine`; with `api_key`, the /v1 routes require it."""
+def create_app(engine: Engine, api_key: str | None = None, default_max_tokens: int = 1024, max_request_bytes: int | None = None,
+               shutdown_timeout: float = 5.0) -> FastAPI:
+    """An app serving `engine`; with `api_key`, the /v1 routes require it.
+
+    `max_request_bytes`: larger bodies get 413 (default: sized for the model's
+    context, see guard.py). `shutdown_timeout`: seconds requests in flight may
+    run on after the server is told to stop.
+    """
     app = FastAPI(title="LLM Deeper server", version="0.1.0",
                   description="OpenAI-compatible chat and text completions, streaming, LoRA adapters by model name, constrained JSON and tool calls.")
     metrics = Metrics()
-    service = CompletionService(engine, metrics, default_max_tokens)
-    app.state.engine, app.state.metrics, app.state.service = engine, metrics, service
+    gate = ShutdownGate(shutdown_timeout)
+    workers = ThreadPoolExecutor(PREP_THREADS, thread_name_prefix="llm-deeper-prep")
+    engine.observers.append(metrics.observe)
+    app.state.engine, app.state.metrics, app.state.gate = engine, metrics, gate
     install_error_handlers(app)
+    app.add_middleware(RequestGuard, metrics=metrics, max_body_bytes=max_request_bytes or default_body_limit(engine.context_length),
+                       gate=gate, routes=KNOWN_ROUTES)
     needs_key = [Depends(bearer_checker(api_key))]
-
-    @app.middleware("http")
-    async def count_requests(request: Request, call_next):
-        response = await call_next(request)
-        path = request.url.path
-        metrics.count_request(path if path in KNOWN_ROUTES else "other", response.status_code)
-        return response
-
-    @app.get("/", include_in_schema=False)
-    async def index():
-        return FileResponse(STATIC / "index.html")
-
-    app.mount("/static", StaticFiles(directory=STATIC), name="static")
-
-    @app.get("/health", summary="Liveness and load")
-    async def health():
-        return {"status": "ok", "model": engine.name, **engine.stats()}
-
-    @app.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
-    async def prometheus():
-        return PlainTextResponse(metrics.render(engine.stats()), media_type="text/plain; version=0.0.4; charset=utf-8")
-
-    @app.get("/v1/models", dependencies=needs_key, summary="The base model and each LoRA adapter")
-    async def models():
-        return JSONResponse(service.models_payload())
-
-    @app.post("/v1/chat/completions", dependencies=needs_key, summary="Chat completion (OpenAI shape)")
-    async def chat_completions(body: ChatCompletionRequest, request: Request):
-        return await service.chat(body, request)
-
-    @app.post("/v1/completions", dependencies=needs_key, summary="Text completion (OpenAI shape)")
-    async def completions(body: CompletionRequest, request: Request):
-        return await service.completions(body, request)
-
+    web.mount(app)
+    app.include_router(health.router(engine, metrics, gate))
+    app.include_router(models.router(engine, needs_key))
+    app.include_router(chat.router(chat.ChatServing(engine, default_max_tokens, gate, workers), needs_key))
+    app.include_router(completions.router(completions.CompletionServing(engine, default_max_tokens, gate, workers), needs_key))
     return app

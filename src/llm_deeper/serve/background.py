@@ -39,9 +39,12 @@ class BackgroundServer:
     def __init__(self, app, host: str = "127.0.0.1", port: int | None = None):
         import uvicorn
 
+        from .shutdown import GracefulServer, ShutdownGate
+
         self.host, self.port = host, port or free_port(host)
+        self.gate = getattr(app.state, "gate", None) or ShutdownGate()
         config = uvicorn.Config(app, host=self.host, port=self.port, log_level="warning", access_log=False, lifespan="off")
-        self.server = uvicorn.Server(config)
+        self.server = GracefulServer(config, self.gate)
         self.thread = threading.Thread(target=self.server.run, name="llm-deeper-server", daemon=True)
 
     @property
@@ -58,8 +61,10 @@ class BackgroundServer:
         return self
 
     def stop(self) -> None:
+        """As on SIGTERM: requests in flight get the app's shutdown timeout, then are cancelled."""
+        self.gate.begin()
         self.server.should_exit = True
-        self.thread.join(timeout=10)
+        self.thread.join(timeout=self.gate.timeout_s + 10)
 
     def __enter__(self) -> "BackgroundServer":
         return self.start()

@@ -1,7 +1,7 @@
 """Errors in the OpenAI shape: `{"error": {"message", "type", "param", "code"}}`.
 
 Every failure a client can cause maps to a 4xx with this body; a 500 means a
-bug in the server, never bad input.
+bug in the server, never bad input (guard.py turns those into this shape too).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def _validation_message(exc: RequestValidationError) -> tuple[str, str | None, s
     if first.get("type") == "missing" and not loc:
         return "the request needs a JSON body", None, "missing_body"
     param = ".".join(loc) or None
-    message = first.get("msg", "invalid value")
+    message = first.get("msg", "invalid value").removeprefix("Value error, ")  # our own validators' messages
     return (f"invalid value for '{param}': {message}" if param else message), param, "invalid_value"
 
 
@@ -62,7 +62,3 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 404:
             message = "no such route: see /docs for the API"
         return error_response(exc.status_code, message, headers=getattr(exc, "headers", None))
-
-    @app.exception_handler(Exception)
-    async def unexpected(_: Request, exc: Exception):
-        return error_response(500, f"internal error: {type(exc).__name__}: {exc}", code="internal_error")

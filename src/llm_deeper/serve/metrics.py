@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import bisect
 import threading
+import time
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 PREFIX = "llm_deeper_"
@@ -51,6 +52,12 @@ class Metrics:
     def count_request(self, route: str, status: int) -> None:
         with self._lock:
             self.requests[(route, status)] = self.requests.get((route, status), 0) + 1
+
+    def observe(self, request, event) -> None:
+        """An engine observer: called with each request's last event."""
+        seconds = time.perf_counter() - request.submitted
+        first = request.first_token_at - request.submitted if request.first_token_at else None
+        self.record_generation(len(request.prompt_ids), len(request.output), seconds, first)
 
     def record_generation(self, prompt_tokens: int, completion_tokens: int, seconds: float, first_token_seconds: float | None) -> None:
         with self._lock:

@@ -2,14 +2,16 @@
 
 Fields the server does not use are accepted and ignored, as OpenAI-compatible
 servers do, so any client library works. Ranges follow OpenAI's documentation;
-a value outside them is a 400 with the parameter named.
+a value outside them is a 400 with the parameter named. Rules that look at
+one request alone are checked here; rules that need the model (context
+length, tool schemas compiled to grammars) are checked by the endpoints.
 """
 
 from __future__ import annotations
 
 from typing import Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 MAX_N = 16  # choices per request: each is a full generation
 
@@ -111,6 +113,10 @@ class SamplingFields(Lenient):
         stops = [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
         return [s for s in stops if s]
 
+    def include_usage(self) -> bool:
+        """A streamed reply ends with a usage chunk."""
+        return bool(self.stream_options and self.stream_options.include_usage)
+
 
 class ChatCompletionRequest(SamplingFields):
     messages: list[ChatMessage] = Field(min_length=1)
@@ -122,9 +128,49 @@ class ChatCompletionRequest(SamplingFields):
     tool_choice: Union[Literal["none", "auto", "required"], NamedToolChoice, None] = None
     parallel_tool_calls: bool | None = None
 
+    @field_validator("response_format")
+    @classmethod
+    def _schema_given(cls, value: ResponseFormat | None) -> ResponseFormat | None:
+        if value is not None and value.type == "json_schema" and (value.json_schema is None or value.json_schema.schema_ is None):
+            raise ValueError("json_schema needs {'json_schema': {'name': ..., 'schema': {...}}}")
+        if value is not None and value.json_schema is not None and value.json_schema.schema_ is not None:
+            from ..errors import UserError
+            from ..tools.openai_spec import check_refs
+
+            try:
+                check_refs(value.json_schema.schema_, "json_schema.schema")
+            except UserError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+    def requested_max_tokens(self) -> int | None:
+        """`max_completion_tokens` (the new name) wins over `max_tokens`."""
+        return self.max_completion_tokens if self.max_completion_tokens is not None else self.max_tokens
+
 
 class CompletionRequest(SamplingFields):
     prompt: Union[str, list[str], list[int], list[list[int]]]
     logprobs: int | None = Field(default=None, ge=0, le=5)
     echo: bool = False
     suffix: str | None = None
+
+    @field_validator("prompt")
+    @classmethod
+    def _not_empty(cls, value):
+        if isinstance(value, (str, list)) and len(value) == 0 or isinstance(value, list) and any(len(p) == 0 for p in value if isinstance(p, (str, list))):
+            raise ValueError("prompt must not be empty")
+        return value
+
+    @field_validator("echo")
+    @classmethod
+    def _echo_not_streamed(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and info.data.get("stream"):
+            raise ValueError("echo is not supported together with stream")
+        return value
+
+    def prompts(self) -> list:
+        """OpenAI allows a string, a list of strings, token ids, or a list of token-id lists: always a list of prompts here."""
+        prompt = self.prompt
+        if isinstance(prompt, str) or all(isinstance(p, int) for p in prompt):
+            return [prompt]
+        return list(prompt)

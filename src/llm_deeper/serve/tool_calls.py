@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .errors import APIError
+from .grammar import ToolCallGrammar
 from .schemas import ChatCompletionRequest
 
 
@@ -22,7 +23,7 @@ class ToolPlan:
     """What one chat request does about tools."""
 
     tools: list[dict]  # validated OpenAI tool definitions (empty: no tools)
-    grammar: object | None  # a tools.constrain.ToolGrammar, or None ("none" / no tools)
+    grammar: ToolCallGrammar | None  # None: "none" or no tools
     names: tuple[str, ...]  # tools the model may call
 
     @property
@@ -45,8 +46,9 @@ def plan_tools(body: ChatCompletionRequest) -> ToolPlan:
         grammar = tool_call_grammar(tools, choice, body.parallel_tool_calls)
     except UserError as exc:
         raise APIError(400, str(exc), param="tool_choice" if "tool_choice" in str(exc) else "tools", code="invalid_tools") from None
-    names = tuple(grammar.choice.names) if grammar is not None else ()
-    return ToolPlan(tools, grammar, names)
+    if grammar is None:
+        return ToolPlan(tools, None, ())
+    return ToolPlan(tools, ToolCallGrammar(grammar), tuple(grammar.choice.names))
 
 
 def template_messages(body: ChatCompletionRequest, plan: ToolPlan) -> list[dict]:
