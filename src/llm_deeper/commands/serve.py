@@ -32,6 +32,8 @@ def serve(
     max_queue: int = typer.Option(64, "--max-queue", min=0, help="Requests that may wait for a batch slot; more get 429."),
     max_model_len: int = typer.Option(None, "--max-model-len", min=16, help="Cap the context length (default: the model's)."),
     default_max_tokens: int = typer.Option(1024, "--default-max-tokens", min=1, help="Reply length when a request sets no max_tokens."),
+    max_request_bytes: int = typer.Option(None, "--max-request-bytes", min=1024, help="Larger request bodies get 413 (default: 1 MiB + 64 bytes per context token)."),
+    shutdown_timeout: float = typer.Option(5.0, "--shutdown-timeout", min=0.0, help="Seconds requests in flight may run on after SIGTERM/Ctrl+C; then they are cancelled."),
     dtype: str = typer.Option("float32", "--dtype", help="float32 (exact), bfloat16, int4 (4-bit weights in Q4_1 groups, bf16 activations: fastest decode, bf16's quality) or int8."),
 ) -> None:
     """Serve a model (and LoRA adapters) over an OpenAI-compatible API with a web chat page at /. Example: llm-deeper serve --port 8000"""
@@ -40,18 +42,20 @@ def serve(
 
     from ..inference.engine import Engine
     from ..serve.app import create_app
+    from ..serve.shutdown import GracefulServer
 
     adapters = parse_lora(lora)
     console = Console(stderr=True)
     with console.status(f"loading {model}"):
         engine = Engine.load(model, dtype=dtype, loras=adapters, max_batch=max_concurrency, max_queue=max_queue, max_len=max_model_len)
-    app = create_app(engine, api_key=api_key, default_max_tokens=default_max_tokens)
+    app = create_app(engine, api_key=api_key, default_max_tokens=default_max_tokens, max_request_bytes=max_request_bytes,
+                     shutdown_timeout=shutdown_timeout)
     names = ", ".join([engine.name, *engine.adapters])
     console.print(f"[green]✓[/] serving {names} (context {engine.context_length}, {dtype}, batch ≤ {max_concurrency})")
     console.print(f"  web chat: http://{host}:{port}/   API: http://{host}:{port}/v1   docs: http://{host}:{port}/docs"
                   + ("   (API key required)" if api_key else ""))
     try:
-        uvicorn.run(app, host=host, port=port, log_level="warning")
+        GracefulServer(uvicorn.Config(app, host=host, port=port, log_level="warning"), app.state.gate).run()
     finally:
         engine.close()
 

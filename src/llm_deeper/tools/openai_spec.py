@@ -48,6 +48,7 @@ def validate_tools(tools: list | None) -> list[dict]:
             Draft202012Validator.check_schema(parameters)
         except SchemaError as exc:
             raise InvalidToolsError(f"{where}.function.parameters is not a valid JSON schema: {exc.message}") from None
+        check_refs(parameters, f"{where}.function.parameters")
         if parameters.get("type", "object") != "object":
             raise InvalidToolsError(f"{where}.function.parameters must describe an object (\"type\": \"object\"), got type {parameters.get('type')!r}")
         description = function.get("description") or ""
@@ -56,6 +57,53 @@ def validate_tools(tools: list | None) -> list[dict]:
         normalised = {"name": name, "description": description, "parameters": {"type": "object", **parameters}}
         out.append({"type": "function", "function": normalised})
     return out
+
+
+def check_refs(schema: dict, where: str) -> None:
+    """Every `$ref` must point inside `schema` and never lead back to itself.
+
+    Grammars are built by expanding references, so a reference to nothing or a
+    loop (`{"$ref": "#"}`) cannot become one; the server answered such tools
+    with a 500 and a reset connection. A depth-first walk over references,
+    each definition followed once.
+    """
+    finished: set[str] = set()
+
+    def resolve(ref) -> object:
+        if not isinstance(ref, str) or not ref.startswith("#"):
+            raise InvalidToolsError(f"{where}: $ref {ref!r} is not supported; only references inside the schema (\"#/$defs/NAME\") are")
+        node: object = schema
+        for part in ref[1:].split("/")[1:]:  # "#" is the root; "#/$defs/a" walks $defs, then a
+            part = part.replace("~1", "/").replace("~0", "~")
+            if isinstance(node, dict) and part in node:
+                node = node[part]
+            elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+                node = node[int(part)]
+            else:
+                raise InvalidToolsError(f"{where}: $ref {ref!r} points to nothing in the schema; define it under \"$defs\" or write the schema inline")
+        return node
+
+    def walk(node, active: tuple[str, ...]) -> None:
+        if isinstance(node, list):
+            for item in node:
+                walk(item, active)
+            return
+        if not isinstance(node, dict):
+            return
+        ref = node.get("$ref")
+        if ref is not None and (not isinstance(ref, str) or ref not in finished):
+            if ref in active:
+                raise InvalidToolsError(f"{where}: $ref {ref!r} refers back to itself (a recursive schema); tool arguments need a schema without loops")
+            walk(resolve(ref), (*active, ref))
+            finished.add(ref)
+        for key, value in node.items():
+            if key != "$ref":
+                walk(value, active)
+
+    try:
+        walk(schema, ())
+    except RecursionError:
+        raise InvalidToolsError(f"{where}: the schema is nested too deeply") from None
 
 
 @dataclass(frozen=True)
