@@ -68,7 +68,7 @@ check("changing padded keys/values leaves the real tokens' outputs unchanged", *
 alone, _ = attention(q[1:, :, :3], k[1:, :, :3], v[1:, :, :3], mask=causal_mask(3))
 check("a padded sequence gives the same outputs as running it alone", *close(out[1:, :, :3], alone, atol=1e-12))
 print("  (outputs at the pad positions themselves are computed but meaningless;")
-print("   the loss ignores them, which lesson 02's ignore_index does.)")
+print("   the loss ignores them: label -100, the ignore_index of cross-entropy, taught in hfcore/03.)")
 
 # %% Backward by hand
 section("Backward pass: dQ, dK, dV by hand")

@@ -1,7 +1,9 @@
 """Positional encodings: sinusoidal, learned and rotary (RoPE).
 
-What you learn: that attention alone cannot tell word order (shuffle the
-tokens and the outputs shuffle the same way: permutation equivariance); three
+What you learn: that bidirectional (unmasked) attention alone cannot tell word
+order (shuffle the tokens and the outputs shuffle the same way: permutation
+equivariance), and that a causal mask breaks the symmetry but still sees the
+earlier tokens as a set; three
 ways to add order back; and RoPE, the one the default model uses, which
 rotates queries and keys so that their dot product depends only on the
 distance between two tokens. Our RoPE is checked against transformers' Llama
@@ -16,7 +18,7 @@ import numpy as np
 import torch
 
 from llm_deeper.lesson import check, close, done, section, show
-from llm_deeper.scratch.attention import attention
+from llm_deeper.scratch.attention import attention, causal_mask
 from llm_deeper.scratch.mha import MHAConfig, init_mha, mha_forward
 from llm_deeper.scratch.positional import (
     add_learned_positions,
@@ -38,12 +40,20 @@ weights = init_mha(config, seed=1)
 x = rng.standard_normal((1, seq, d_model))  # 6 token embeddings
 perm = np.array([3, 0, 5, 1, 4, 2])  # a shuffle of the 6 positions
 
-section("Self-attention without positions: shuffle in, shuffle out")
+section("Bidirectional self-attention without positions: shuffle in, shuffle out")
 out = mha_forward(config, weights, x)
 out_shuffled = mha_forward(config, weights, x[:, perm])
 show("permutation", perm)
 check("attention(shuffled x) == shuffled attention(x): order is invisible", *close(out_shuffled, out[:, perm], atol=1e-12))
 print("  'dog bites man' and 'man bites dog' would get the same set of outputs.")
+causal = mha_forward(config, weights, x, mask=causal_mask(seq))
+causal_shuffled = mha_forward(config, weights, x[:, perm], mask=causal_mask(seq))
+check("with a causal mask, shuffling no longer just shuffles the outputs (what came before matters)",
+      not np.allclose(causal_shuffled, causal[:, perm]))
+earlier_reordered = np.array([2, 4, 0, 3, 1, 5])  # the last token stays last
+last = mha_forward(config, weights, x[:, earlier_reordered], mask=causal_mask(seq))[0, -1]
+check("... yet the last token still sees the tokens before it as a set: reorder them, its output stays",
+      *close(last, causal[0, -1], atol=1e-12))
 
 # %% Sinusoidal
 section("Sinusoidal encoding: a fixed table of sines and cosines, added to the embeddings")

@@ -141,7 +141,7 @@ long_text = " ".join([text, "Paris has been the capital since the tenth century,
 short_ctx = text_nll(model, tokenizer, long_text, PerplexityConfig(window=24, stride=23))
 more_ctx = text_nll(model, tokenizer, long_text, PerplexityConfig(window=24, stride=6))
 show("window 24, stride 23 (each window starts almost cold)", f"{short_ctx.perplexity:.2f}")
-show("window 24, stride 6 (each token sees ≥ 18 tokens of context)", f"{more_ctx.perplexity:.2f}")
+show("window 24, stride 6 (after the first window, each token sees ≥ 18 tokens of context)", f"{more_ctx.perplexity:.2f}")
 check("both settings score every token once", short_ctx.tokens == more_ctx.tokens)
 check("a smaller stride gives each token more context and a lower perplexity", more_ctx.perplexity < short_ctx.perplexity)
 

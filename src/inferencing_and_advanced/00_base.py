@@ -98,9 +98,10 @@ with torch.inference_mode():
 decode_rate = len(step_times) / sum(step_times)
 show("reply", repr(tokenizer.decode(tokens, skip_special_tokens=True)))
 show("decode", f"{sum(step_times) / len(step_times) * 1000:.0f} ms per token ({decode_rate:.1f} tokens/s)")
-# On a quiet machine the gap is 10× or more; a busy machine narrows it, so the check asks only for "faster".
-check("prefill processes more tokens per second than decode", prompt.shape[1] / prefill_seconds > decode_rate,
-      f"{prompt.shape[1] / prefill_seconds:.0f} vs {decode_rate:.1f} tokens/s")
+# Timings are printed, never checked: on a quiet machine prefill moves 10× or more tokens per second
+# than decode (one matrix-matrix pass vs one matrix-vector pass per token), a busy machine blurs it.
+show("prefill vs decode", f"{prompt.shape[1] / prefill_seconds:.0f} vs {decode_rate:.1f} tokens/s")
+check("decode ran one forward pass per new token", len(step_times) == len(tokens) - 1)
 check("the cache grew by one entry per decoded token", cache.get_seq_length() == prompt.shape[1] + len(tokens) - 1)
 check("its size still follows the formula", cache_bytes(cache) == per_token * cache.get_seq_length(),
       f"{cache_bytes(cache) / 1e6:.2f} MB for {cache.get_seq_length()} tokens")
@@ -125,7 +126,9 @@ with torch.inference_mode():
     cached_seconds = time.perf_counter() - start
 same, detail = close(cached, uncached, atol=1e-3)
 check("cached and uncached last-step logits agree", same, detail)
-check("the cached step is faster", cached_seconds < uncached_seconds, f"{cached_seconds * 1000:.0f} ms vs {uncached_seconds * 1000:.0f} ms")
+show("cached vs uncached step", f"{cached_seconds * 1000:.0f} ms vs {uncached_seconds * 1000:.0f} ms")
+check("the cached step computed 1 new position, the uncached pass all of them again",
+      short.past_key_values.get_seq_length() == full.shape[1] and full.shape[1] > 1)
 
 # %% [markdown]
 # ## 5. Sampling strategies on one next-token distribution

@@ -125,6 +125,10 @@ call = parsed.calls[0]
 valid = jsonschema.Draft202012Validator(registry.get(call.name).parameters).is_valid(call.arguments)
 check(f"its arguments match the schema of {call.name}", valid, call.arguments_json)
 check("the JSON is compact (no spaces outside strings)", call.arguments_json == json.dumps(call.arguments, separators=(",", ":"), ensure_ascii=False))
+# The grammar guarantees a *valid* call, not the *right* one: that is the model's job (and the fine-tune's).
+right_tool = call.name == "get_weather"
+show("right tool (get_weather)?", "yes" if right_tool else f"no: {call.name}")
+show("right city (Tokyo)?", "yes" if right_tool and call.arguments.get("city") == "Tokyo" else f"no: {call.arguments}")
 
 # %% [markdown]
 # ## 5. Run the call, hand the result back, get the answer

@@ -103,9 +103,9 @@ start = time.perf_counter()
 results = executor.run(calls)
 elapsed = time.perf_counter() - start
 show("results", [r.content for r in results])
-show("seconds for two 0.5 s calls", f"{elapsed:.2f}")
+# A timing is printed, never checked: a busy machine can stretch any wall time.
+show("seconds for two 0.5 s calls (one after the other would take 1.0 s)", f"{elapsed:.2f}")
 check("both calls succeeded, results in call order", [json.loads(r.content)["order_id"] for r in results] == [1042, 1043])
-check("they ran at the same time (one after the other would take 1.0 s)", elapsed < 0.9, f"{elapsed:.2f} s")
 
 # %% [markdown]
 # ## 4. The agent loop with the real model
@@ -134,6 +134,8 @@ check("the model called a tool in its first turn", len(made) >= 1)
 check("every call matched its tool's schema",
       all(jsonschema.Draft202012Validator(small.get(c.name).parameters).is_valid(c.arguments) for c in made))
 check("the loop ended with a text answer", run.stopped == "answer" and len(run.answer) > 0)
+tool_results = [item.content for s in run.steps for item in s.results if item.ok]
+check("the calculator worked it out: 17 × 23 = 391", any(json.loads(r).get("result") == 391 for r in tool_results), tool_results)
 
 # %% [markdown]
 # ## 5. Streaming a call: OpenAI deltas as the text arrives
