@@ -1,9 +1,9 @@
 """Conversations → token ids + labels that train only on the assistant's turns.
 
-The text comes from the model's own chat template (the one the server uses at
-inference), so the model learns exactly the format it will be prompted with.
-Conversations with tools first go through `tools.render.to_template_messages`,
-the same code the server uses to put tool schemas and tool calls into a prompt.
+The ids come from `llm_deeper.chat_format`, the module the server, the chat
+command and the evals prompt with, so the model learns exactly the format it
+will be prompted with (tool schemas and calls through `tools.render`, and
+special-token text inside a message kept as plain text).
 
 Labels copy the ids on assistant tokens and are -100 (ignored by the loss)
 everywhere else. The assistant span ends *after* the end-of-turn token
@@ -15,10 +15,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..chat_format import IGNORE  # the label value cross-entropy skips (re-exported for callers)
 from ..errors import UserError
 from .sft import ChatExample
-
-IGNORE = -100  # the label value cross-entropy skips
 
 
 @dataclass
@@ -51,57 +50,12 @@ def uses_tools(example: ChatExample) -> bool:
     return bool(example.tools) or any(m.get("tool_calls") or m["role"] == "tool" for m in example.messages)
 
 
-def template_messages(example: ChatExample) -> list[dict]:
-    """Messages the chat template can render: tool parts turned into text by the shared tool renderer."""
-    if not uses_tools(example):
-        return [{"role": m["role"], "content": m["content"]} for m in example.messages]
-    try:
-        from ..tools.render import to_template_messages
-    except ImportError as exc:  # the tool package is part of the project; this only guards partial installs
-        raise UserError(f"{example.source}: rendering tool conversations needs llm_deeper.tools.render ({exc})") from exc
-    return to_template_messages(example.messages, example.tools)
-
-
-def render_text(tokenizer, messages: list[dict], generation_prompt: bool = False) -> str:
-    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation_prompt)
-
-
-def assistant_char_spans(tokenizer, messages: list[dict], where: str = "") -> tuple[str, list[tuple[int, int]]]:
-    """The rendered text and the character spans of each assistant turn (end-of-turn token included).
-
-    A turn's span starts where the prompt `messages[:i]` + generation prompt
-    ends, and ends where `messages[:i+1]` ends, trimmed back to just after the
-    end-of-turn token (the newline after it is template glue, not a target).
-    """
-    if not getattr(tokenizer, "chat_template", None):
-        raise UserError(f"{where}: this tokenizer has no chat template, so chat data cannot be rendered; use an instruct model")
-    text = render_text(tokenizer, messages)
-    eos = tokenizer.eos_token or ""
-    spans = []
-    for i, message in enumerate(messages):
-        if message["role"] != "assistant":
-            continue
-        prompt = render_text(tokenizer, messages[:i], generation_prompt=True)
-        upto = render_text(tokenizer, messages[: i + 1])
-        if not (upto.startswith(prompt) and text.startswith(upto)):
-            raise UserError(f"{where}: the chat template does not render conversations prefix by prefix, so assistant turns cannot be located")
-        end = len(upto)
-        if eos and eos in upto[len(prompt):]:
-            end = upto.rindex(eos) + len(eos)
-        spans.append((len(prompt), end))
-    return text, spans
-
-
 def tokenize_example(tokenizer, example: ChatExample, max_length: int | None = None) -> Tokenized:
-    """Render, tokenize and mask one conversation; cut it to max_length tokens if longer."""
-    messages = template_messages(example)
-    text, spans = assistant_char_spans(tokenizer, messages, example.source)
-    encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-    ids = list(encoded["input_ids"])
-    labels = [IGNORE] * len(ids)
-    for k, (start, _end) in enumerate(encoded["offset_mapping"]):
-        if any(s <= start < e for s, e in spans):
-            labels[k] = ids[k]
+    """Render, tokenize and mask one conversation (`chat_format.training_ids`); cut it to max_length tokens if longer."""
+    from ..chat_format import training_ids
+
+    encoded = training_ids(tokenizer, example.messages, example.tools, where=example.source)
+    ids, labels = encoded.input_ids, encoded.labels
     truncated = max_length is not None and len(ids) > max_length
     if truncated:
         ids, labels = ids[:max_length], labels[:max_length]

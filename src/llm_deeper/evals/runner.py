@@ -61,18 +61,15 @@ def parse_metrics(text: str) -> tuple[str, ...]:
 
 def reference_nll(model, tokenizer, example: EvalExample, config: PerplexityConfig):
     """NLL of the reference assistant turn given its prompt (text examples: the whole text)."""
-    from ..data.sft_render import assistant_char_spans
-    from .generate import template_messages
+    from ..chat_format import training_ids
     from .perplexity import masked_nll, text_nll
 
     if example.text is not None:
         return text_nll(model, tokenizer, example.text, config)
-    messages = template_messages(example.prompt + [example.target], example.tools)
-    text, spans = assistant_char_spans(tokenizer, messages, example.id)
-    start, end = spans[-1]  # the target is the last message
-    encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-    scored = [start <= s < end for s, _ in encoded["offset_mapping"]]
-    return masked_nll(model, tokenizer, list(encoded["input_ids"]), scored, config)
+    encoded = training_ids(tokenizer, example.prompt + [example.target], example.tools, where=example.id)
+    start, stop = encoded.turns[-1]  # the target is the last message
+    scored = [start <= k < stop for k in range(len(encoded.input_ids))]
+    return masked_nll(model, tokenizer, encoded.input_ids, scored, config)
 
 
 def short(messages: list[dict], limit: int = 200) -> str:

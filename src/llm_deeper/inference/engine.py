@@ -6,9 +6,18 @@ drops the finished or cancelled ones; every decode step then advances all
 running requests with one batched forward pass. Each request keeps its own
 sampling settings, seed, stop strings, LoRA adapter and grammar.
 
-Callers use `Engine.generate` (blocking, whole result), `Engine.stream`
-(an iterator of `StreamEvent`s) or `Engine.submit` with their own sink (the
-server pushes events into an asyncio queue this way).
+This is the only way the library generates text: the chat command, the
+evals, the agent, constrained tool calls, the fine-tune probe, the lessons,
+the speedrun and the server all come here. Callers use
+
+    with Engine.load("smollm2-135m-instruct") as engine:
+        engine.generate("What is 2+2?", max_new_tokens=20).text      # blocking, whole result
+        for event in engine.stream(messages, max_new_tokens=20): ... # events as tokens come
+        engine.generate_many(prompts, config, adapter="sql")         # many at once, batched
+
+or `Engine.submit` with their own sink (the server pushes events into an
+asyncio queue this way). A prompt is text, token ids, or chat messages
+(+ `tools`), encoded by `llm_deeper.chat_format`.
 """
 
 from __future__ import annotations
@@ -81,6 +90,8 @@ class GenerationResult:
     finish_reason: str
     usage: Usage
     logprobs: list[TokenLogprob] = field(default_factory=list)
+    seconds: float = 0.0  # from submission to the last token (queueing and prompt processing included)
+    stop_string: str | None = None  # the stop string that ended it (cut from `text`), if one did
 
 
 class Request:
@@ -112,6 +123,7 @@ class Request:
         self.finished = False
         self.submitted = time.perf_counter()
         self.first_token_at: float | None = None
+        self.finished_at: float | None = None
 
     def cancel(self) -> None:
         """Stop generating (the client went away); the engine drops it within one step."""
@@ -141,7 +153,8 @@ class Request:
         if event.finish_reason == "error":
             raise RuntimeError(f"generation failed: {event.error}")
         assert event.usage is not None
-        return GenerationResult("".join(text), ids, event.finish_reason, event.usage, lps)
+        seconds = (self.finished_at or time.perf_counter()) - self.submitted
+        return GenerationResult("".join(text), ids, event.finish_reason, event.usage, lps, seconds, self.tracker.matched)
 
 
 class Engine:
@@ -166,13 +179,12 @@ class Engine:
         model_context = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None) or 2048
         self.context_length = min(model_context, max_len) if max_len else model_context
         self.vocab_size = config.vocab_size
-        dtype = next(self.model.parameters()).dtype
-        self.adapters = {n: load_lora(n, folder, dtype) for n, folder in (adapters or {}).items()}
+        self.dtype = next(self.model.parameters()).dtype
+        self.adapters = {n: load_lora(n, folder, self.dtype) for n, folder in (adapters or {}).items()}
         for adapter_name in self.adapters:
             if adapter_name == self.name:
                 raise UserError(f"adapter name {adapter_name!r} is the base model's name; pick another")
         self.runner = make_runner(self.model, max_batch, self.context_length, self.adapters, quant=quant)
-        self.batched = type(self.runner).__name__ == "LlamaRunner"
         self.max_batch, self.max_queue = max_batch, max_queue
         self.stop_ids = self._eos_ids()
         self._waiting: collections.deque[Request] = collections.deque()
@@ -208,6 +220,15 @@ class Engine:
             return cls(load_model(model, dtype="bfloat16"), adapters=loras, quant=dtype, **kwargs)
         return cls(load_model(model, dtype=dtype), adapters=loras, **kwargs)
 
+    @classmethod
+    def from_model(cls, model, tokenizer, name: str = "model", **kwargs) -> "Engine":
+        """An engine over a transformers model already in memory (e.g. one just built or trained)."""
+        from ..models.loaders import LoadedModel
+        from ..models.registry import ModelRef
+
+        loaded = LoadedModel(model=model.eval(), tokenizer=tokenizer, ref=ModelRef(kind="hf", value=name, path=Path(name)), folder=None, seconds=0.0)
+        return cls(loaded, name=name, **kwargs)
+
     def _eos_ids(self) -> set[int]:
         ids: set[int] = set()
         for value in (getattr(self.model.generation_config, "eos_token_id", None), self.tokenizer.eos_token_id):
@@ -217,27 +238,61 @@ class Engine:
                 ids.update(value)
         return ids
 
+    def __enter__(self) -> "Engine":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def add_adapter(self, name: str, folder: str | Path) -> None:
+        """Load one more PEFT LoRA adapter; requests then pick it with `adapter=name`."""
+        from .lora import load_lora
+        from .runners import raise_unsupported_lora
+
+        if name == self.name or name in self.adapters:
+            raise UserError(f"adapter name {name!r} is already taken (the base model or a loaded adapter); pick another")
+        adapter = load_lora(name, folder, self.dtype)
+        if not hasattr(self.runner, "adapters"):
+            raise_unsupported_lora(self.model)
+        self.adapters[name] = adapter
+        self.runner.adapters[name] = adapter  # the runner may hold its own dict (it was built with none)
+
     # -- prompts --------------------------------------------------------------
-    def encode(self, prompt) -> list[int]:
-        """Chat messages (list of dicts) → chat template; text → tokens; token ids pass through."""
+    def encode(self, prompt, tools=None) -> list[int]:
+        """Chat messages (+ tools) → chat_format's prompt ids; text → tokens; token ids pass through."""
         if isinstance(prompt, str):
             return self.tokenizer(prompt, add_special_tokens=True)["input_ids"]
         if prompt and all(isinstance(t, int) for t in prompt):
             return list(prompt)
         if prompt and all(isinstance(m, dict) for m in prompt):
-            from .hf_stream import chat_input_ids
+            from ..chat_format import prompt_ids
 
-            return chat_input_ids(self.tokenizer, prompt)[0].tolist()
+            return prompt_ids(self.tokenizer, prompt, tools)
         raise UserError("the prompt must be a non-empty string, list of token ids or list of chat messages")
+
+    def constraint(self, grammar):
+        """A fresh grammar state for one request: `grammar` is a tools.constrain.ToolGrammar,
+        a JSON schema dict, an xgrammar Grammar / StructuralTag, EBNF text or a compiled grammar."""
+        from .constrained import grammar_cache
+
+        cache = grammar_cache(self.tokenizer, self.vocab_size)
+        compiled = cache.json_schema(grammar) if isinstance(grammar, dict) and grammar.get("type") != "structural_tag" else cache.grammar(grammar)
+        return cache.constraint(compiled)
 
     # -- submitting -----------------------------------------------------------
     def submit(self, prompt, config: SamplingConfig, adapter: str | None = None, constraint=None, logprobs: int | None = None,
-               sink: Callable[[StreamEvent], None] | None = None) -> Request:
-        """Queue a request; raises ContextLengthError, QueueFullError or UserError for bad input."""
+               sink: Callable[[StreamEvent], None] | None = None, tools=None, grammar=None) -> Request:
+        """Queue a request; raises ContextLengthError, QueueFullError or UserError for bad input.
+
+        `tools` (OpenAI tool dicts or a ToolRegistry) go into a chat prompt;
+        `grammar` constrains the reply (see `constraint`; or pass a ready `constraint`).
+        """
         config.validate()
         if adapter is not None and adapter not in self.adapters:
             raise UserError(f"unknown adapter {adapter!r}; loaded: {', '.join(self.adapters) or 'none'}")
-        ids = self.encode(prompt)
+        ids = self.encode(prompt, tools)
+        if grammar is not None and constraint is None:
+            constraint = self.constraint(grammar)
         if not ids:
             raise UserError("the prompt is empty")
         if len(ids) >= self.context_length:
@@ -262,17 +317,50 @@ class Engine:
             self._cv.notify()
         return request
 
-    def generate(self, prompt, config: SamplingConfig = SamplingConfig(), **kwargs) -> GenerationResult:
-        """The whole reply at once."""
+    def generate(self, prompt, config: SamplingConfig | None = None, **kwargs) -> GenerationResult:
+        """The whole reply at once (blocks). Sampling settings come as a config or as keywords:
+        `engine.generate("Hi", max_new_tokens=20, temperature=0.7, seed=1)`."""
+        config, kwargs = _split_sampling(config, kwargs)
         return self.submit(prompt, config, **kwargs).result()
 
-    def stream(self, prompt, config: SamplingConfig = SamplingConfig(), **kwargs) -> Iterator[StreamEvent]:
+    def stream(self, prompt, config: SamplingConfig | None = None, **kwargs) -> Iterator[StreamEvent]:
         """Events as tokens are produced; leaving the loop early cancels the request."""
+        config, kwargs = _split_sampling(config, kwargs)
         request = self.submit(prompt, config, **kwargs)
         try:
             yield from request.events()
         finally:
             request.cancel()
+
+    def generate_many(self, prompts: list, config: SamplingConfig | None = None, **kwargs) -> list[GenerationResult]:
+        """Many replies decoded together by continuous batching, in prompt order.
+
+        Keeps at most `max_batch` + `max_queue` of them in flight (the rest wait
+        here, not in the queue); `kwargs` as for `submit` apply to every prompt;
+        `each` (one dict per prompt, e.g. {"tools": ..., "grammar": ...}) adds
+        a prompt's own; `on_result(index, result)` is called as each one is in.
+        """
+        config, kwargs = _split_sampling(config, kwargs)
+        per_prompt = kwargs.pop("each", None)
+        on_result = kwargs.pop("on_result", None) or (lambda index, result: None)
+        if per_prompt is not None and len(per_prompt) != len(prompts):
+            raise UserError(f"`each` has {len(per_prompt)} entries for {len(prompts)} prompts")
+        window = max(1, self.max_batch + self.max_queue)
+        pending: collections.deque[Request] = collections.deque()
+        results: list[GenerationResult] = []
+        try:
+            for index, prompt in enumerate(prompts):
+                if len(pending) >= window:
+                    results.append(pending.popleft().result())
+                    on_result(len(results) - 1, results[-1])
+                pending.append(self.submit(prompt, config, **({**kwargs, **per_prompt[index]} if per_prompt is not None else kwargs)))
+            while pending:
+                results.append(pending.popleft().result())
+                on_result(len(results) - 1, results[-1])
+        finally:
+            for request in pending:
+                request.cancel()
+        return results
 
     def stats(self) -> dict:
         """Running and waiting counts (for /metrics and /health)."""
@@ -405,6 +493,7 @@ class Engine:
         if request.finished:
             return
         request.finished = True
+        request.finished_at = time.perf_counter()
         with self._cv:
             self._in_flight -= 1
         event = event or StreamEvent("", [], [], reason)
@@ -417,3 +506,14 @@ class Engine:
                 observer(request, event)
             except Exception:  # metrics must never break generation
                 pass
+
+
+def _split_sampling(config: SamplingConfig | None, kwargs: dict) -> tuple[SamplingConfig, dict]:
+    """(a SamplingConfig, the other keywords): sampling settings may be passed as keywords."""
+    from dataclasses import fields, replace
+
+    names = {f.name for f in fields(SamplingConfig)}
+    settings = {k: kwargs.pop(k) for k in list(kwargs) if k in names}
+    if "stop" in settings and isinstance(settings["stop"], (list, str)):
+        settings["stop"] = (settings["stop"],) if isinstance(settings["stop"], str) else tuple(settings["stop"])
+    return replace(config or SamplingConfig(), **settings), kwargs

@@ -21,6 +21,7 @@ class TextTracker:
         self.text = ""  # the reply so far, stop string excluded once found
         self.emitted = 0  # characters of `text` already handed out
         self.stopped = False  # a stop string was found
+        self.matched: str | None = None  # ... and which one
 
     def add(self, token_id: int) -> str:
         """Add one token; return the text that is now safe to show (maybe "")."""
@@ -29,9 +30,10 @@ class TextTracker:
         if self.stop:
             # A new match can only end inside the newly decoded tail.
             start = max(0, len(self.text) - max(len(s) for s in self.stop))
-            hits = [i for i in (full.find(s, start) for s in self.stop) if i >= 0]
+            hits = [(i, s) for i, s in ((full.find(s, start), s) for s in self.stop) if i >= 0]
             if hits:
-                self.text = full[: min(hits)]
+                at, self.matched = min(hits)
+                self.text = full[:at]
                 self.stopped = True
                 return self._take(len(self.text))
         self.text = full
