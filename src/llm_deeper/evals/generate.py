@@ -35,22 +35,11 @@ class Generation:
     seconds: float = 0.0  # wall time of the request (prompt processing included)
 
 
-def template_messages(messages: list[dict], tools: list[dict] | None) -> list[dict]:
-    """Messages the chat template can render (tool specs/calls/results turned into text)."""
-    from ..data.sft import ChatExample
-    from ..data.sft_render import template_messages as render
-
-    return render(ChatExample(messages=messages, tools=tools, source="eval"))
-
-
 def prompt_ids(tokenizer, messages: list[dict], tools: list[dict] | None) -> list[int]:
-    """Token ids of the prompt, ending with the assistant generation prompt."""
-    rendered = template_messages(messages, tools)
-    if not getattr(tokenizer, "chat_template", None):
-        text = "\n".join(m["content"] for m in rendered) + "\n"
-        return tokenizer(text, add_special_tokens=False)["input_ids"]
-    text = tokenizer.apply_chat_template(rendered, tokenize=False, add_generation_prompt=True)
-    return tokenizer(text, add_special_tokens=False)["input_ids"]
+    """Token ids of the prompt, ending with the assistant generation prompt (`chat_format`)."""
+    from ..chat_format import prompt_ids as encode
+
+    return encode(tokenizer, messages, tools)
 
 
 def split_tool_calls(text: str, tool_names: list[str] | None = None) -> tuple[str, list[dict]]:
