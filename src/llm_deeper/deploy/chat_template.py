@@ -1,0 +1,138 @@
+"""A tools-aware chat template for vLLM, made from the project's one tool renderer.
+
+vLLM renders prompts with the model's Jinja chat template. The default model's
+ChatML template knows nothing about tools, so without help vLLM would show the
+model a prompt unlike the one our server and our fine-tuning data use, and a
+tool adapter would see text it was never trained on. This module writes a
+template that first rewrites the messages exactly as `tools/render.py` does
+(tool prompt in the system message, `<tool_call>` lines for assistant calls,
+`<tool_response>` user turns for results) and then runs the model's own
+template on them. A test renders both ways and compares the text.
+
+One difference by necessity: Jinja cannot parse JSON, so a JSON tool result is
+inserted as the client sent it, where the Python renderer re-serialises it
+compactly. Clients that send compact JSON (our agent, the conformance suite)
+get identical prompts.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..tools.render import CALL_END, CALL_START, RESPONSE_END, RESPONSE_START, TOOL_PROMPT
+
+_HEAD, _TAIL = (part.replace("{{", "{").replace("}}", "}") for part in TOOL_PROMPT.split("{tools}"))
+
+
+def _literal(text: str) -> str:
+    """A Jinja string literal (Jinja decodes the same escapes JSON writes)."""
+    return json.dumps(text)
+
+
+_RESPONSE_OPEN = _literal(RESPONSE_START + '{"name":')  # <tool_response>{"name":
+_RESPONSE_CLOSE = _literal("}" + RESPONSE_END)
+_CALL_OPEN = _literal(CALL_START + '{"name":')  # <tool_call>{"name":
+_CALL_CLOSE = _literal("}" + CALL_END)
+COMPACT = "tojson(separators=(',', ':'))"  # transformers' tojson takes json.dumps' arguments
+
+_PREFIX = (
+    "{#- Tools rewritten as text by llm_deeper (tools/render.py), then the model's own template. -#}\n"
+    "{%- macro _text(content) -%}{%- if content is none -%}{%- elif content is string -%}{{ content }}"
+    "{%- else -%}{%- for part in content -%}{%- if part.type is not defined or part.type == 'text' -%}{{ part.text }}"
+    "{%- endif -%}{%- endfor -%}{%- endif -%}{%- endmacro -%}\n"
+    "{%- set ns = namespace(out=[], results=[]) -%}\n"
+    "{%- for message in messages -%}\n"
+    "{%- if message.role == 'tool' -%}\n"
+    "  {%- set found = namespace(name=(message.name if message.name is defined and message.name else '')) -%}\n"
+    "  {%- if not found.name -%}{%- for earlier in messages -%}{%- if earlier.tool_calls is defined and earlier.tool_calls -%}"
+    "{%- for call in earlier.tool_calls -%}{%- if call.id == message.tool_call_id -%}{%- set found.name = call.function.name -%}"
+    "{%- endif -%}{%- endfor -%}{%- endif -%}{%- endfor -%}{%- endif -%}\n"
+    "  {%- set body = _text(message.content) | string -%}\n"
+    "  {%- set bare = body.strip() -%}\n"
+    "  {%- if bare[:1] in ['{', '['] or bare in ['true', 'false', 'null'] or bare.lstrip('-').replace('.', '', 1).isdigit() -%}"
+    "{%- set value = bare -%}{%- else -%}{%- set value = body | tojson -%}{%- endif -%}\n"
+    f"  {{%- set ns.results = ns.results + [{_RESPONSE_OPEN} ~ (found.name | tojson) ~ ',\"content\":' ~ value ~ {_RESPONSE_CLOSE}] -%}}\n"
+    "{%- else -%}\n"
+    "  {%- if ns.results -%}{%- set ns.out = ns.out + [{'role': 'user', 'content': ns.results | join('\\n')}] -%}"
+    "{%- set ns.results = [] -%}{%- endif -%}\n"
+    "  {%- if message.role == 'assistant' and message.tool_calls is defined and message.tool_calls -%}\n"
+    "    {%- set calls = namespace(parts=[]) -%}\n"
+    "    {%- for call in message.tool_calls -%}\n"
+    "      {%- set function = call.function if call.function is defined else call -%}\n"
+    "      {%- if function.arguments is string -%}{%- set arguments = function.arguments -%}"
+    f"{{%- else -%}}{{%- set arguments = function.arguments | {COMPACT} -%}}{{%- endif -%}}\n"
+    f"      {{%- set calls.parts = calls.parts + [{_CALL_OPEN} ~ (function.name | tojson) ~ ',\"arguments\":' ~ arguments ~ {_CALL_CLOSE}] -%}}\n"
+    "    {%- endfor -%}\n"
+    "    {%- set text = (_text(message.content) | string).strip() -%}\n"
+    "    {%- set ns.out = ns.out + [{'role': 'assistant', 'content': (text ~ '\\n' if text else '') ~ calls.parts | join('\\n')}] -%}\n"
+    "  {%- elif message.role in ['system', 'developer'] -%}\n"
+    "    {%- set ns.out = ns.out + [{'role': 'system', 'content': _text(message.content) | string}] -%}\n"
+    "  {%- else -%}\n"
+    "    {%- set ns.out = ns.out + [{'role': message.role, 'content': _text(message.content) | string}] -%}\n"
+    "  {%- endif -%}\n"
+    "{%- endif -%}\n"
+    "{%- endfor -%}\n"
+    "{%- if ns.results -%}{%- set ns.out = ns.out + [{'role': 'user', 'content': ns.results | join('\\n')}] -%}{%- endif -%}\n"
+    "{%- if tools -%}\n"
+    "  {%- set listed = namespace(lines=[]) -%}\n"
+    "  {%- for item in tools -%}\n"
+    "    {%- set function = item.function if item.function is defined else item -%}\n"
+    "    {%- set entry = {'name': function.name, 'description': (function.description if function.description is defined else ''),"
+    " 'parameters': (function.parameters if function.parameters is defined and function.parameters else {'type': 'object', 'properties': {}})} -%}\n"
+    f"    {{%- set listed.lines = listed.lines + [entry | {COMPACT}] -%}}\n"
+    "  {%- endfor -%}\n"
+    f"  {{%- set prompt = {_literal(_HEAD)} ~ listed.lines | join('\\n') ~ {_literal(_TAIL)} -%}}\n"
+    "  {%- if ns.out and ns.out[0].role == 'system' -%}\n"
+    "    {%- set first = ns.out[0].content -%}\n"
+    "    {%- set ns.out = [{'role': 'system', 'content': ((first.rstrip() ~ '\\n\\n' ~ prompt) if first.strip() else prompt)}] + ns.out[1:] -%}\n"
+    "  {%- else -%}\n"
+    "    {%- set ns.out = [{'role': 'system', 'content': prompt}] + ns.out -%}\n"
+    "  {%- endif -%}\n"
+    "{%- endif -%}\n"
+    "{%- set messages = ns.out -%}\n"
+    "{%- set tools = none -%}\n"
+)
+
+
+def knows_tools(template: str | None) -> bool:
+    """Does a chat template render tools itself? (It mentions the `tools` variable.)"""
+    return bool(template) and "tools" in template
+
+
+def tools_template(model_template: str) -> str:
+    """The model's template, preceded by the rewrite of tool messages into the renderer's text."""
+    if not model_template:
+        raise ValueError("the model has no chat template to wrap")
+    return _PREFIX + model_template
+
+
+def model_chat_template(folder: Path) -> str | None:
+    """The chat template saved with an HF folder (chat_template.jinja or tokenizer_config.json)."""
+    jinja = folder / "chat_template.jinja"
+    if jinja.is_file():
+        return jinja.read_text()
+    config = folder / "tokenizer_config.json"
+    if config.is_file():
+        template = json.loads(config.read_text()).get("chat_template")
+        if isinstance(template, str):
+            return template
+        if isinstance(template, list):  # named templates: the default one
+            for item in template:
+                if item.get("name") == "default":
+                    return item.get("template")
+    return None
+
+
+def write_tools_template(folder: Path, out: Path) -> Path | None:
+    """Write the tools-aware template for a model folder; None when its own template handles tools."""
+    template = model_chat_template(folder)
+    if template is None:
+        from ..errors import UserError
+
+        raise UserError(f"{folder} has no chat template (chat_template.jinja or tokenizer_config.json): vLLM's chat API needs one")
+    if knows_tools(template):
+        return None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(tools_template(template))
+    return out
