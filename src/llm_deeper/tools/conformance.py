@@ -180,8 +180,9 @@ class Conformance:
             raw_a = [c["arguments"] for c in self.calls_of(whole)]
             raw_b = [c["arguments"] for c in streamed.calls]
             expect(raw_a == raw_b, f"argument strings differ: streamed {raw_b} vs {raw_a}")
-            expect(streamed.finish_reason == whole.choices[0].finish_reason == "tool_calls",
-                   f"finish_reason streamed {streamed.finish_reason!r} vs {whole.choices[0].finish_reason!r}")
+            finish = whole.choices[0].finish_reason
+            expect(streamed.finish_reason == finish, f"finish_reason streamed {streamed.finish_reason!r} vs non-streamed {finish!r}")
+            expect(finish == "tool_calls", f"finish_reason {finish!r} in both, expected 'tool_calls' for a forced call")
             seen.append(f"{a[0][0]}")
         return "equal for " + ", ".join(seen)
 
