@@ -65,7 +65,7 @@ def run_ours(text_path: Path, steps: int, threads: int, compile_model: bool, fla
     data = TokenData.encode(corpus, tok, 64)
     model_config = TinyGPTConfig(vocab_size=tok.vocab_size, context=64, n_layer=4, n_head=4, n_embd=128, flavor=flavor, bias=False, dropout=0.0)
     cfg = TrainConfig(steps=steps, batch_size=12, lr=1e-3, min_lr=1e-4, warmup_steps=100, decay_steps=2000, beta2=0.99,
-                      weight_decay=0.1, grad_clip=1.0, eval_every=0, eval_batches=20, seed=1337, threads=threads, compile=compile_model, bf16=bf16, device="cpu")
+                      weight_decay=0.1, grad_clip=1.0, eval_every=0, eval_batches=20, seed=1337, threads=threads, compile=compile_model, dtype="bfloat16" if bf16 else "float32", device="cpu")
     start = time.perf_counter()
     result = train(model_config, cfg, data, tok, None, show_progress=False)
     wall = time.perf_counter() - start

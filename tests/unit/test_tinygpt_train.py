@@ -80,7 +80,8 @@ def test_bf16_autocast_trains_and_stays_close_to_fp32():
     tok = CharTokenizer.train(corpus.train, byte_fallback=False)
     data = TokenData.encode(corpus, tok, 16)
     model_config = TinyGPTConfig(vocab_size=tok.vocab_size, context=16, n_layer=1, n_head=2, n_embd=32)
-    runs = [train(model_config, TrainConfig(steps=15, batch_size=4, warmup_steps=2, lr=3e-3, min_lr=3e-4, eval_every=0, eval_batches=2, threads=1, bf16=bf16),
+    runs = [train(model_config, TrainConfig(steps=15, batch_size=4, warmup_steps=2, lr=3e-3, min_lr=3e-4, eval_every=0, eval_batches=2, threads=1,
+                                              dtype="bfloat16" if bf16 else "float32"),
                   data, tok, show_progress=False) for bf16 in (False, True)]
     fp32, bf16 = runs
     assert bf16.losses[-1] < bf16.losses[0] - 0.3
@@ -91,7 +92,7 @@ def test_bf16_autocast_trains_and_stays_close_to_fp32():
 def test_corrupted_and_foreign_checkpoints_are_clear_errors(tmp_path):
     bad = tmp_path / "checkpoint.pt"
     bad.write_bytes(b"PK\x03\x04 truncated")
-    with pytest.raises(UserError, match="corrupted or unreadable"):
+    with pytest.raises(UserError, match="truncated or corrupted"):
         load_checkpoint(bad)
     torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
     with pytest.raises(UserError, match="not a TinyGPT checkpoint"):

@@ -35,7 +35,7 @@ def test_two_processes_equal_one_process_with_double_batch(tmp_path):
            "--master_addr", "127.0.0.1", "--master_port", str(free_port()),
            "-m", "llm_deeper", "tinygpt", "train", "--text", str(text), "--tokenizer", "char", *SHAPE,
            "--steps", "5", "--batch-size", "4", "--warmup", "2", "--eval-every", "0", "--checkpoint-every", "0",
-           "--threads", "1", "--device", "cpu", "--out", str(tmp_path / "ddp")]
+           "--threads", "1", "--device", "cpu", "--dtype", "float32", "--out", str(tmp_path / "ddp")]
     env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -44,7 +44,7 @@ def test_two_processes_equal_one_process_with_double_batch(tmp_path):
 
     corpus, tok, data = prepare(text, "char", context=16)
     model_config = TinyGPTConfig(vocab_size=tok.vocab_size, context=16, n_layer=2, n_head=2, n_embd=32)
-    cfg = TrainConfig(steps=5, batch_size=8, warmup_steps=2, lr=1e-3, min_lr=1e-4, eval_every=0, threads=1, device="cpu")
+    cfg = TrainConfig(steps=5, batch_size=8, warmup_steps=2, lr=1e-3, min_lr=1e-4, eval_every=0, threads=1, device="cpu", dtype="float32")
     single = train(model_config, cfg, data, tok, None, data_fingerprint=fingerprint(corpus.train), show_progress=False)
 
     worst = max((single.model.state_dict()[k] - v).abs().max().item() for k, v in ddp["model"].items())

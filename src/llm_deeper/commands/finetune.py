@@ -33,6 +33,7 @@ def finetune(
     qlora: bool = typer.Option(False, "--qlora", help="4-bit base via bitsandbytes (needs a CUDA GPU)."),
     gradient_checkpointing: bool = typer.Option(False, "--gradient-checkpointing", help="Recompute activations in backward: less memory, more time."),
     dtype: str = typer.Option(None, "--dtype", help="Base weights: float32 or bfloat16. Default: bfloat16 for LoRA on hardware with bf16 units (frozen base, fp32 adapters), else float32."),
+    sharding: str = typer.Option("ddp", "--sharding", help="Under torchrun: ddp (a full replica per process) or fsdp (weights, gradients, Adam state split across processes)."),
 ) -> None:
     """Fine-tune a model on JSONL chat data, full or LoRA; torchrun gives DDP. Example: llm-deeper finetune --method lora --data train.jsonl --eval-data test.jsonl --output adapter"""
     import os
@@ -46,7 +47,7 @@ def finetune(
     config = FinetuneConfig(
         data=data, output=output, method=method, model=model, eval_data=eval_data, epochs=epochs, max_steps=max_steps, lr=lr,
         warmup_steps=warmup_steps, rank=rank, alpha=alpha, dropout=dropout, target_modules=[t.strip() for t in target_modules.split(",") if t.strip()],
-        batch_size=batch_size, grad_accum=grad_accum, max_length=max_length, pack=pack, seed=seed, save_every=save_every, resume=resume, qlora=qlora, gradient_checkpointing=gradient_checkpointing, dtype=dtype,
+        batch_size=batch_size, grad_accum=grad_accum, max_length=max_length, pack=pack, seed=seed, save_every=save_every, resume=resume, qlora=qlora, gradient_checkpointing=gradient_checkpointing, dtype=dtype, sharding=sharding,
     ).validate()
     if qlora:
         from ..finetune.modeling import require_qlora_support

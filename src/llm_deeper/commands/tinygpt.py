@@ -36,13 +36,14 @@ def train_command(
     grad_accum: int = typer.Option(1, "--grad-accum", min=1, help="Micro-batches per optimizer step."),
     lr: float = typer.Option(1e-3, "--lr", min=0.0, help="Peak learning rate."),
     warmup: int = typer.Option(50, "--warmup", min=0, help="Linear warmup steps."),
-    eval_every: int = typer.Option(100, "--eval-every", min=0, help="Steps between validation losses (0 = end only)."),
-    checkpoint_every: int = typer.Option(100, "--checkpoint-every", min=0, help="Steps between checkpoints (0 = end only)."),
+    eval_every: int = typer.Option(250, "--eval-every", min=0, help="Steps between validation losses (0 = end only)."),
+    checkpoint_every: int = typer.Option(250, "--checkpoint-every", min=0, help="Steps between checkpoints (0 = end only)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the run folder's checkpoint (same losses as an uninterrupted run)."),
     seed: int = typer.Option(1337, "--seed", help="Seed for weights, batches and dropout."),
     threads: int = typer.Option(0, "--threads", min=0, help="torch CPU threads (0 = one per idle core)."),
     compile: bool = typer.Option(False, "--compile", help="torch.compile the model (pays off on long runs)."),
-    bf16: bool = typer.Option(False, "--bf16", help="bfloat16 autocast (faster on CPUs with AVX512-BF16 and on GPUs)."),
+    dtype: str = typer.Option("auto", "--dtype", help="auto (bfloat16 autocast where the CPU/GPU has bf16 units, else float32), bfloat16 or float32."),
+    bf16: bool = typer.Option(False, "--bf16", hidden=True, help="Same as --dtype bfloat16 (kept for old scripts)."),
     device: str = typer.Option("auto", "--device", help="'auto', 'cpu' or 'cuda'."),
     quick: bool = QUICK_OPTION,
 ) -> None:
@@ -71,7 +72,8 @@ def train_command(
     except ValueError as exc:
         raise UserError(str(exc)) from exc
     cfg = TrainConfig(steps=steps, batch_size=batch_size, grad_accum=grad_accum, lr=lr, min_lr=lr / 10, warmup_steps=warmup,
-                      eval_every=eval_every, checkpoint_every=checkpoint_every, seed=seed, threads=threads, compile=compile, bf16=bf16, device=device)
+                      eval_every=eval_every, checkpoint_every=checkpoint_every, seed=seed, threads=threads, compile=compile,
+                      dtype="bfloat16" if bf16 else dtype, device=device)
     console.print(f"corpus {corpus.name}: {corpus.chars:,} chars → {data.train.numel():,} train / {data.val.numel():,} val tokens ({tok.kind}, vocab {tok.vocab_size})")
     result = train(model_config, cfg, data, tok, out, resume=resume, data_fingerprint=fingerprint(corpus.train), log=console.print)
     if main:

@@ -1,70 +1,66 @@
-"""Checkpoints a run can resume from: trainable weights, optimizer, schedule, data position, RNG.
+"""Checkpoints a fine-tuning run resumes from: trainable weights, optimizer, progress, RNG.
 
-A checkpoint is `OUTPUT/checkpoint-STEP/state.pt`. For LoRA it holds only the
-adapter weights (megabytes); for a full fine-tune, every weight. Only the
-newest `KEEP` checkpoints stay on disk.
+A checkpoint is `OUTPUT/checkpoint-STEP/state.pt`, written by the shared
+checkpoint manager (`train/checkpointing.py`: atomic, checksummed, the newest
+`KEEP` kept). For LoRA it holds only the adapter weights (megabytes); for a
+full fine-tune, every weight. The learning rate is a function of the step,
+so no scheduler state is needed.
 """
 
 from __future__ import annotations
 
-import re
-import shutil
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ..errors import UserError
+from ..train.checkpointing import StepCheckpoints
+
 KEEP = 1  # checkpoints kept per output folder (a full fine-tune's is ~3× the model size with Adam's moments)
-PATTERN = re.compile(r"checkpoint-(\d+)$")
+FORMAT = "llm-deeper-finetune"  # marks our checkpoints
+VERSION = 2  # 2: checksummed, progress as a plain record, no scheduler state
+FIX = "delete that checkpoint folder and resume from an earlier one, or start again without --resume"
+
+
+@dataclass
+class Progress:
+    """Where a run stands; saved in every checkpoint, so a resumed run continues the same run."""
+
+    step: int = 0  # optimizer steps done
+    epoch: int = 0  # 0-based epoch in progress
+    batch_in_epoch: int = 0  # optimizer steps done within this epoch
+    train_losses: list[float] = field(default_factory=list)  # loss of every step so far
+    eval_losses: list[float] = field(default_factory=list)  # held-out loss before training, then after each epoch
+    seconds: float = 0.0  # training time so far (evaluation and saving excluded)
+    tokens: int = 0  # input tokens trained on so far, all processes
+
+
+def manager(output: Path) -> StepCheckpoints:
+    return StepCheckpoints(output, keep=KEEP)
 
 
 def checkpoints(output: Path) -> list[Path]:
     """Checkpoint folders in step order."""
-    if not output.is_dir():
-        return []
-    found = [(int(m.group(1)), p) for p in output.iterdir() if (m := PATTERN.match(p.name)) and (p / "state.pt").is_file()]
-    return [p for _, p in sorted(found)]
+    return manager(output).all()
 
 
 def latest(output: Path) -> Path | None:
-    found = checkpoints(output)
-    return found[-1] if found else None
+    return manager(output).latest()
 
 
-def save(output: Path, step: int, model, optimizer, scheduler, progress: dict) -> Path:
+def save(output: Path, progress: Progress, trainable: dict, optimizer_state: dict, rng_state) -> Path:
     """Write checkpoint-STEP (atomically: a half-written one is never picked up), then prune old ones."""
-    import torch
-
-    folder = output / f"checkpoint-{step}"
-    folder.mkdir(parents=True, exist_ok=True)
-    trainable = {name: p.detach().cpu() for name, p in model.named_parameters() if p.requires_grad}
-    state = {
-        "model": trainable,
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "progress": progress,  # step, epoch, batches consumed in the epoch, log history
-        "rng": torch.get_rng_state(),
-    }
-    tmp = folder / "state.pt.tmp"
-    torch.save(state, tmp)
-    tmp.replace(folder / "state.pt")
-    for old in checkpoints(output)[:-KEEP]:
-        shutil.rmtree(old, ignore_errors=True)
-    return folder
+    payload = {"format": FORMAT, "version": VERSION, "model": trainable, "optimizer": optimizer_state,
+               "progress": asdict(progress), "rng": rng_state}
+    return manager(output).save(progress.step, payload)
 
 
-def load(folder: Path, model, optimizer, scheduler) -> dict:
-    """Restore a checkpoint into a freshly built model/optimizer/scheduler; returns the progress dict."""
-    import torch
-
-    state = torch.load(folder / "state.pt", map_location="cpu", weights_only=False)
-    params = dict(model.named_parameters())
-    missing = [name for name in state["model"] if name not in params]
-    if missing:
-        from ..errors import UserError
-
-        raise UserError(f"checkpoint {folder} does not fit this model ({len(missing)} unknown weights, e.g. {missing[0]}); resume with the same --model and --method")
-    with torch.no_grad():
-        for name, value in state["model"].items():
-            params[name].copy_(value)
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    torch.set_rng_state(state["rng"])
-    return state["progress"]
+def load(folder: Path) -> dict:
+    """The verified payload of a checkpoint folder; a truncated or corrupted one is one `UserError` line."""
+    state = manager(folder.parent).load(folder, FIX)
+    if state.get("format") != FORMAT or state.get("version") != VERSION:
+        raise UserError(f"{folder / 'state.pt'} was written by another version of llm-deeper (format {state.get('format')!r}, version {state.get('version')!r}): {FIX}")
+    try:
+        state["progress"] = Progress(**state["progress"])
+    except (KeyError, TypeError) as exc:
+        raise UserError(f"{folder / 'state.pt'} has an unreadable progress record ({exc}): {FIX}") from exc
+    return state

@@ -40,6 +40,7 @@ class FinetuneConfig:
     qlora: bool = False  # load the base in 4-bit (bitsandbytes, CUDA only) and train LoRA on top
     dtype: str | None = None  # base weights: "float32" or "bfloat16"; None: bf16 for LoRA where the hardware has it (see base_dtype), else fp32
     gradient_checkpointing: bool = False  # recompute activations in backward: much less memory, ~1/3 more compute
+    sharding: str = "ddp"  # under torchrun: "ddp" (a full replica per process) or "fsdp" (weights, gradients and Adam state split N ways)
 
     def __post_init__(self) -> None:
         self.data = Path(self.data)
@@ -51,11 +52,13 @@ class FinetuneConfig:
         """The dtype the base loads in. LoRA's base is frozen, so bf16 halves its memory and
         activations and, on hardware with bf16 units, doubles the speed (the adapters stay fp32).
         Full fine-tuning keeps fp32: AdamW's small updates vanish in bf16 weights."""
-        if self.dtype is not None:
+        if self.dtype not in (None, "auto"):
             return self.dtype
-        from ..hardware import native_bf16
+        if self.method != "lora" or self.qlora or self.sharding == "fsdp":  # FSDP shards need one dtype per layer
+            return "float32"
+        from ..train.precision import resolve_dtype
 
-        return "bfloat16" if self.method == "lora" and not self.qlora and native_bf16() else "float32"
+        return resolve_dtype("auto")
 
     @property
     def learning_rate(self) -> float:
@@ -74,8 +77,10 @@ class FinetuneConfig:
         for path in (self.data, self.eval_data):
             if path is not None and not path.is_file():
                 raise UserError(f"data file {path} does not exist (make one with `llm-deeper data make-tools --out DIR`)")
-        if self.dtype not in (None, "float32", "bfloat16"):
-            raise UserError(f"--dtype {self.dtype!r}: use float32 or bfloat16")
+        if self.dtype not in (None, "auto", "float32", "bfloat16"):
+            raise UserError(f"--dtype {self.dtype!r}: use float32 or bfloat16 (or auto)")
+        if self.sharding not in ("ddp", "fsdp"):
+            raise UserError(f"--sharding {self.sharding!r}: use ddp or fsdp")
         if not self.target_modules:
             raise UserError("--target-modules is empty: name at least one linear layer, e.g. q_proj,v_proj")
         return self

@@ -1,61 +1,39 @@
-"""Checkpoints: written atomically, read with clear errors, checked before resuming.
+"""TinyGPT's checkpoint: everything needed to continue *bit-exactly*.
 
-A checkpoint holds everything needed to continue *bit-exactly*: weights,
-optimizer moments, the step, the batch generator's state and torch's global
-RNG (dropout), the losses so far, the tokenizer and both configs.
-
-Atomic write: save to a temporary file in the same folder, flush it to disk,
-then `os.replace` it over the old one. A crash mid-write leaves the previous
-checkpoint intact, never a truncated file under the real name.
+Weights, optimizer moments, the step, the batch generator's state and torch's
+global RNG (dropout), the losses so far, the tokenizer and both configs, in
+one `checkpoint.pt`. Written and read through `checkpointing.py` (atomic,
+checksummed, shared with fine-tuning).
 """
 
 from __future__ import annotations
 
-import os
-import pickle
-import zipfile
 from pathlib import Path
 
-import torch
-
 from ..errors import UserError
+from .checkpointing import load_verified, save_atomic
 
 FORMAT = "llm-deeper-tinygpt"  # marks our checkpoints among other .pt files
-VERSION = 1  # bump when the layout changes
+VERSION = 2  # bump when the layout changes (2: a content checksum inside)
 # Settings that must match for a resumed run to continue the same run.
 RESUME_KEYS = ("batch_size", "grad_accum", "seed")
+FIX = "delete it and train again (or resume from another run folder)"
 
 
 def save_checkpoint(path: str | Path, payload: dict) -> Path:
-    """Write `payload` (plus format marker) to `path` atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as handle:
-            torch.save({"format": FORMAT, "version": VERSION, **payload}, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    """Write `payload` (plus format marker) to `path` atomically, with its checksum."""
+    return save_atomic(path, {"format": FORMAT, "version": VERSION, **payload})
 
 
 def load_checkpoint(path: str | Path) -> dict:
-    """Read a checkpoint; a missing, truncated or foreign file is a `UserError`."""
+    """Read a checkpoint; a missing, truncated, corrupted or foreign file is a `UserError`."""
     path = Path(path).expanduser()
     if path.is_dir():
         path = path / "checkpoint.pt"
     if not path.is_file():
         raise UserError(f"no checkpoint at {path}: train first (`llm-deeper tinygpt train --out DIR`) or pass the run folder")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise UserError(f"checkpoint {path} is corrupted or unreadable ({first}): delete it and train again, or pass another checkpoint") from exc
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
+    data = load_verified(path, "TinyGPT checkpoint", FIX)
+    if data.get("format") != FORMAT:
         raise UserError(f"{path} is not a TinyGPT checkpoint (written by `llm-deeper tinygpt train`)")
     if data.get("version") != VERSION:
         raise UserError(f"{path} is a version {data.get('version')} checkpoint; this llm-deeper reads version {VERSION}: train again")

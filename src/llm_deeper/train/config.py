@@ -20,13 +20,13 @@ class TrainConfig:
     beta1: float = 0.9  # Adam momentum
     beta2: float = 0.99  # Adam second-moment decay; 0.99 suits small batches (nanoGPT's char config)
     grad_clip: float = 1.0  # clip the global gradient norm to this (0 = off)
-    eval_every: int = 250  # steps between validation losses (0 = only at the end)
+    eval_every: int = 250  # steps between validation losses (0 = only at the end); nanoGPT's eval_interval
     eval_batches: int = 20  # validation batches per evaluation (nanoGPT's eval_iters on CPU)
     checkpoint_every: int = 0  # steps between checkpoints (0 = only at the end)
     seed: int = 1337  # model init, batch order and dropout
     threads: int = 0  # torch CPU threads; 0 = auto: one per idle core (see distributed.auto_threads)
     compile: bool = False  # torch.compile the model (pays only for long runs)
-    bf16: bool = False  # bfloat16 autocast for forward matmuls (faster on CPUs with AVX512-BF16/AMX and on GPUs); weights stay fp32
+    dtype: str = "auto"  # "auto": bf16 autocast where the hardware has bf16 units (≈2× faster matmuls, weights stay fp32), else fp32; or "bfloat16" / "float32"
     device: str = "auto"  # "auto" (CUDA when present), "cpu" or "cuda"
 
     def __post_init__(self) -> None:

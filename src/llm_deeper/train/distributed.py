@@ -1,10 +1,10 @@
-"""Data-parallel training with torch's own stack: `torchrun` + DDP.
+"""Data-parallel (and sharded) training with torch's own stack: `torchrun` + DDP / FSDP.
 
-`torchrun --nproc_per_node N -m llm_deeper tinygpt train ...` starts N
-processes with RANK / WORLD_SIZE / LOCAL_RANK set. Each holds a full model,
-trains on its slice of every global batch, and DDP averages the gradients
-(all-reduce) during backward, so every replica takes the same step. The
-backend is gloo on CPU and NCCL on CUDA.
+`torchrun --nproc_per_node N -m llm_deeper tinygpt train ...` (or `... finetune ...`)
+starts N processes with RANK / WORLD_SIZE / LOCAL_RANK set. Each trains on its
+slice of every global batch; DDP averages the gradients (all-reduce) during
+backward, FSDP also shards weights and optimizer state. The backend is gloo
+on CPU and NCCL on CUDA. TinyGPT's loop and fine-tuning both start here.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ class DistInfo:
 
     rank: int  # 0 .. world - 1; rank 0 logs, evaluates and writes checkpoints
     world: int  # number of processes
+    local_rank: int  # index on this machine (which GPU)
     device: torch.device  # this process's device
 
     @property
@@ -30,6 +31,18 @@ class DistInfo:
     @property
     def enabled(self) -> bool:
         return self.world > 1
+
+    def barrier(self) -> None:
+        if self.enabled:
+            torch.distributed.barrier()
+
+    def all_reduce_sum(self, value: float) -> float:
+        """Sum a Python number over every process (float64: exact for token counts)."""
+        if not self.enabled:
+            return value
+        tensor = torch.tensor([float(value)], dtype=torch.float64, device=self.device)
+        torch.distributed.all_reduce(tensor)
+        return float(tensor.item())
 
 
 def auto_threads(world: int = 1) -> int:
@@ -47,7 +60,8 @@ def auto_threads(world: int = 1) -> int:
     return max(1, min(torch.get_num_threads(), int(idle + 0.5) // world))
 
 
-def pick_device(name: str, local_rank: int = 0) -> torch.device:
+def pick_device(name: str = "auto", local_rank: int = 0) -> torch.device:
+    """"auto" → this process's CUDA GPU when there is one, else the CPU."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda":
@@ -56,6 +70,10 @@ def pick_device(name: str, local_rank: int = 0) -> torch.device:
 
             raise UserError("--device cuda asked for, but torch sees no CUDA GPU: use --device cpu")
         return torch.device("cuda", local_rank)
+    if name != "cpu":
+        from ..errors import UserError
+
+        raise UserError(f"unknown device {name!r}: use auto, cpu or cuda")
     return torch.device("cpu")
 
 
@@ -69,7 +87,7 @@ def setup(device: str = "auto") -> DistInfo:
         if dev.type == "cuda":
             torch.cuda.set_device(dev)
         torch.distributed.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
-    return DistInfo(rank=rank, world=world, device=dev)
+    return DistInfo(rank=rank, world=world, local_rank=local_rank, device=dev)
 
 
 def cleanup(info: DistInfo) -> None:

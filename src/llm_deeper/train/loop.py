@@ -2,7 +2,9 @@
 periodic validation, atomic checkpoints, bit-exact resume, DDP.
 
 One function, `train`, in the order a step happens. The same code runs in one
-process or under `torchrun` (see `distributed.py`).
+process or under `torchrun`. The plumbing it shares with fine-tuning lives in
+`distributed.py`, `precision.py`, `checkpointing.py`, `schedule.py` and
+`evaluation.py`; this file keeps only what a step does.
 """
 
 from __future__ import annotations
@@ -18,9 +20,12 @@ import torch
 from ..errors import UserError
 from ..scratch.tinygpt import TinyGPT, TinyGPTConfig
 from .checkpoint import check_resumable, load_checkpoint, save_checkpoint
+from .checkpointing import remove_stale_temps
 from .config import TrainConfig
 from .distributed import DistInfo, auto_threads, cleanup, setup
-from .schedule import lr_at
+from .evaluation import mean_loss
+from .precision import autocast_for, resolve_dtype
+from .schedule import lr_at, set_lr
 from .text import TokenData, get_batch
 
 CHECKPOINT = "checkpoint.pt"
@@ -40,6 +45,7 @@ class TrainResult:
     checkpoint: Path | None = None  # the final checkpoint (main process, when out_dir is set)
     plot: Path | None = None  # the loss curve PNG
     rank: int = 0  # this process's rank
+    dtype: str = "float32"  # what the forward matmuls ran in ("bfloat16" autocast or "float32")
 
 
 def make_optimizer(model: TinyGPT, cfg: TrainConfig, device: torch.device) -> torch.optim.AdamW:
@@ -54,18 +60,17 @@ def make_optimizer(model: TinyGPT, cfg: TrainConfig, device: torch.device) -> to
         return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), foreach=True)
 
 
-@torch.inference_mode()
-def evaluate(model: TinyGPT, ids: torch.Tensor, batch: int, context: int, n_batches: int, seed: int, device: torch.device) -> float:
+def evaluate(model: TinyGPT, ids: torch.Tensor, batch: int, context: int, n_batches: int, seed: int, device: torch.device,
+             autocast=contextlib.nullcontext) -> float:
     """Mean loss over `n_batches` validation batches; the same batches at every call (fixed seed)."""
-    was_training = model.training
-    model.eval()
     generator = torch.Generator().manual_seed(seed)
-    total = 0.0
-    for _ in range(n_batches):
+
+    def loss_of(_):
         x, y = get_batch(ids, batch, context, generator)
-        total += model(x.to(device), y.to(device))[1].item()
-    model.train(was_training)
-    return total / n_batches
+        with autocast():
+            return model(x.to(device), y.to(device))[1], 1
+
+    return mean_loss(model, range(n_batches), loss_of)
 
 
 def progress_bar(total: int, start: int):
@@ -95,6 +100,9 @@ def train(model_config: TinyGPTConfig, cfg: TrainConfig, data: TokenData, tokeni
 
 def _train(info: DistInfo, model_config, cfg, data, tokenizer, out_dir, resume, data_fingerprint, show_progress, log) -> TrainResult:
     device = info.device
+    dtype = resolve_dtype(cfg.dtype, device)
+    if out_dir is not None and info.is_main:
+        remove_stale_temps(out_dir)  # temporary files of a run killed while saving
     if device.type == "cpu":
         torch.set_num_threads(cfg.threads or auto_threads(info.world))
     torch.manual_seed(cfg.seed)  # same initial weights in every process
@@ -122,7 +130,7 @@ def _train(info: DistInfo, model_config, cfg, data, tokenizer, out_dir, resume, 
 
     ddp = torch.nn.parallel.DistributedDataParallel(model) if info.enabled else model
     step_model = torch.compile(ddp) if cfg.compile else ddp
-    autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if cfg.bf16 else contextlib.nullcontext
+    autocast = autocast_for(dtype, device)
 
     def checkpoint(step: int) -> Path:
         return save_checkpoint(out_dir / CHECKPOINT, {
@@ -142,9 +150,7 @@ def _train(info: DistInfo, model_config, cfg, data, tokenizer, out_dir, resume, 
     try:
         for step in range(start, cfg.steps):
             t0 = time.perf_counter()
-            lr = lr_at(step, cfg)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
+            set_lr(optimizer, lr_at(step, cfg))
             total = torch.zeros((), device=device)
             for micro in range(cfg.grad_accum):
                 x, y = get_batch(data.train, cfg.batch_size, model_config.context, batch_rng, info.rank, info.world)
@@ -166,7 +172,7 @@ def _train(info: DistInfo, model_config, cfg, data, tokenizer, out_dir, resume, 
                 timed_steps += 1
             done = step + 1
             if info.is_main and ((cfg.eval_every and done % cfg.eval_every == 0) or done == cfg.steps):
-                val_losses.append((done, evaluate(model, data.val, cfg.batch_size, model_config.context, cfg.eval_batches, cfg.seed + 1, device)))
+                val_losses.append((done, evaluate(model, data.val, cfg.batch_size, model_config.context, cfg.eval_batches, cfg.seed + 1, device, autocast)))
             if bar:
                 tps = f"{timed_steps * tokens_per_step / timed_seconds:,.0f}" if timed_seconds else "…"
                 val = f"{val_losses[-1][1]:.3f}" if val_losses else "…"
@@ -179,7 +185,7 @@ def _train(info: DistInfo, model_config, cfg, data, tokenizer, out_dir, resume, 
 
     result = TrainResult(model=model.eval(), losses=losses, val_losses=val_losses, start_step=start, rank=info.rank,
                          tokens_per_second=timed_steps * tokens_per_step / timed_seconds if timed_seconds else 0.0,
-                         train_seconds=timed_seconds)
+                         train_seconds=timed_seconds, dtype=dtype)
     if out_dir is not None and info.is_main:
         from .plot import save_loss_curve
 

@@ -1,0 +1,109 @@
+"""`llm-deeper tinygpt train` as a user types it vs nanoGPT's own train.py: wall time, tokens/s, val loss.
+
+nanoGPT's CPU recipe (Tiny Shakespeare, char level, 4 layers, 4 heads, width
+128, context 64, batch 12, lr 1e-3, 2000 iterations, dropout 0), run twice:
+
+- A: nanoGPT's `train.py config/train_shakespeare_char.py --device=cpu --compile=False --eval_iters=20 ...`
+  from a checkout (`--nanogpt DIR`), on a temporary copy with the data prepared as its prepare.py does;
+- B: `llm-deeper tinygpt train --text … --tokenizer char --layers 4 --heads 4 --embd 128 --context 64
+  --batch-size 12 --steps 2000 --lr 1e-3 --dropout 0 --warmup 100`: no speed flags.
+
+Each is a fresh process; wall time counts everything a user waits for
+(start-up, data preparation, evaluations, checkpoints). A and B alternate
+(A B, then B A, ...) so that load from other processes on a shared machine
+falls on both; the ratios are the result. tokens/s: nanoGPT's median
+iteration time (as it logs), ours as the CLI reports it (evaluation excluded
+for both); wall tokens/s = 2000 × 768 / wall time.
+
+Run:   python bench/bench_tinygpt_cli_vs_nanogpt.py --nanogpt /work/nanogpt [--rounds 2]
+Without --nanogpt it prints {"skipped": reason} and exits 0.
+Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = REPO.parent / "shared" / "data" / "tinyshakespeare.txt"
+TOKENS = 2000 * 12 * 64
+OURS = ["tinygpt", "train", "--tokenizer", "char", "--layers", "4", "--heads", "4", "--embd", "128", "--context", "64",
+        "--batch-size", "12", "--steps", "2000", "--lr", "1e-3", "--dropout", "0", "--warmup", "100"]
+TARGETS = {"tokens_per_s_ratio_min": 1.5, "wall_ratio_max": 0.67, "val_loss_max": 1.70}
+
+
+def run_ours(text: Path) -> dict:
+    with tempfile.TemporaryDirectory(prefix="tinygpt-cli-bench-") as out:
+        cmd = [sys.executable, "-m", "llm_deeper", *OURS[:2], "--text", str(text), *OURS[2:], "--out", out]
+        start = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env={**os.environ, "COLUMNS": "200"})
+        wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        return {"error": (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]}
+    found = re.search(r"val loss ([\d.]+), ([\d,]+) tokens/s", proc.stdout)
+    return {"wall_s": round(wall, 1), "tokens_per_s": int(found.group(2).replace(",", "")) if found else None,
+            "wall_tokens_per_s": round(TOKENS / wall), "val_loss": float(found.group(1)) if found else None,
+            "command": "llm-deeper " + " ".join(OURS[:2] + ["--text", str(text)] + OURS[2:])}
+
+
+def run_nanogpt(checkout: Path, text: Path) -> dict:
+    sys.path.insert(0, str(Path(__file__).parent))
+    from bench_tinygpt_shakespeare import run_nanogpt as nanogpt_train  # its train.py on a temp copy, data prepared
+
+    figures = nanogpt_train(checkout, text, threads=0)
+    if "error" not in figures:
+        figures["wall_tokens_per_s"] = round(TOKENS / figures["wall_s"])
+    return figures
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--nanogpt", type=Path, default=None, help="a nanoGPT checkout (git clone of karpathy/nanoGPT)")
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="Tiny Shakespeare text file")
+    parser.add_argument("--rounds", type=int, default=1, help="A/B pairs (order flips each round)")
+    args = parser.parse_args()
+    if args.nanogpt is None or not (args.nanogpt / "train.py").is_file():
+        print(json.dumps({"bench": "tinygpt_cli_vs_nanogpt", "skipped": "no nanoGPT checkout: pass --nanogpt DIR (git clone https://github.com/karpathy/nanoGPT)"}))
+        return 0
+    if not args.data.is_file():
+        print(json.dumps({"bench": "tinygpt_cli_vs_nanogpt", "skipped": f"{args.data} is missing: pass --data FILE (Tiny Shakespeare)"}))
+        return 0
+    runs = []
+    for round_ in range(args.rounds):
+        order = ("nanogpt", "ours") if round_ % 2 == 0 else ("ours", "nanogpt")
+        pair = {}
+        for name in order:
+            load = os.getloadavg()[0]
+            pair[name] = run_nanogpt(args.nanogpt, args.data) if name == "nanogpt" else run_ours(args.data)
+            pair[name]["load_avg_1min_before"] = round(load, 2)
+        nano, ours = pair["nanogpt"], pair["ours"]
+        if "error" not in nano and "error" not in ours:
+            pair["tokens_per_s_ratio"] = round(ours["tokens_per_s"] / nano["tokens_per_s"], 2)
+            pair["wall_ratio"] = round(ours["wall_s"] / nano["wall_s"], 3)
+        runs.append(pair)
+    good = [r for r in runs if "wall_ratio" in r]
+    summary = {}
+    if good:
+        tps = statistics.median(r["tokens_per_s_ratio"] for r in good)
+        wall = statistics.median(r["wall_ratio"] for r in good)
+        val = max(r["ours"]["val_loss"] for r in good)
+        summary = {"tokens_per_s_ratio": tps, "wall_ratio": wall, "val_loss_ours_max": val,
+                   "met": {"tokens_per_s": tps >= TARGETS["tokens_per_s_ratio_min"], "wall": wall <= TARGETS["wall_ratio_max"], "val_loss": val <= TARGETS["val_loss_max"]}}
+    import torch
+
+    print(json.dumps({"bench": "tinygpt_cli_vs_nanogpt", "machine": {"cpus": os.cpu_count(), "torch": torch.__version__, "load_avg_1min_end": round(os.getloadavg()[0], 2)},
+                      "targets": TARGETS, "runs": runs, **summary}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
