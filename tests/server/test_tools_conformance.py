@@ -29,7 +29,7 @@ def server(tmp_path_factory):
 def test_conformance_command_prints_the_table_and_exit_code(server):
     result = run_cli("tools", "conformance", "--base-url", server.url + "/v1", timeout=300)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]  # the table names each failed check
-    assert "11/11 checks passed" in result.stdout and "parameterless tool" in result.stdout
+    assert "12/12 checks passed" in result.stdout and "parameterless tool" in result.stdout and "max_tokens inside a call" in result.stdout
     down = run_cli("tools", "conformance", "--base-url", "http://127.0.0.1:9/v1", "--model", "x", timeout=120)
     assert down.returncode == 1 and "FAIL" in down.stdout  # nothing listening: every check fails, exit non-zero
 

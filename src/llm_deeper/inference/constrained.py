@@ -20,6 +20,71 @@ from typing import Any
 
 from ..errors import UserError
 
+# Tool-call arguments: the longest string a call may write when its schema sets no
+# maxLength. Measured: BFCL v4's possible answers (4,970 strings in simple_python,
+# multiple, parallel, parallel_multiple) are at most 102 characters (99th percentile
+# 26), the project's tool data at most 40; and the default model, made to call
+# set_timer(minutes, label?) for "Remind me in 45 minutes.", wrote the label
+# "... 10 minutes is 10 minutes. 10 minutes is ..." until max_tokens (issue 16).
+# 128 characters (~30 tokens) lets every real answer through and makes such a
+# loop close its string and its call within ~60 tokens.
+STRING_MAX_LENGTH = 128
+# Likewise for arrays without maxItems: BFCL's longest answer list has 8 items, ours 1;
+# a model repeating the same item cannot go past this many.
+ARRAY_MAX_ITEMS = 32
+
+
+def bounded_schema(schema, max_length: int = STRING_MAX_LENGTH, max_items: int = ARRAY_MAX_ITEMS):
+    """A copy of a JSON schema whose free strings and arrays have an upper bound.
+
+    Strings with their own maxLength, enum, const, pattern or format keep them
+    (those already end); every other string gets `maxLength: max_length`, every
+    array without maxItems gets `maxItems: max_items`. Used for tool-call
+    arguments (values copied from the user's words), not for `response_format`,
+    whose strings may rightly be long prose.
+    """
+    if isinstance(schema, list):
+        return [bounded_schema(item, max_length, max_items) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {}
+    for key, value in schema.items():
+        if key in ("enum", "const", "default", "examples", "required"):
+            out[key] = value  # values, not schemas
+        elif key in ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas"):
+            out[key] = {name: bounded_schema(sub, max_length, max_items) for name, sub in value.items()} if isinstance(value, dict) else value
+        else:
+            out[key] = bounded_schema(value, max_length, max_items)
+    types = out.get("type")
+    types = set(types) if isinstance(types, list) else {types}
+    if "string" in types and not ({"maxLength", "enum", "const", "pattern", "format"} & set(out)):
+        out["maxLength"] = max(max_length, int(out.get("minLength", 0)))
+    if "array" in types and "maxItems" not in out:
+        out["maxItems"] = max(max_items, int(out.get("minItems", 0)))
+    return out
+
+
+# Calls in one reply under tool_choice "required" with parallel calls: BFCL v4's
+# parallel answers have at most 8; the default model, allowed any number, went
+# set_timer, send_email, set_timer, ... until max_tokens (issue 16).
+MAX_CALLS = 8
+
+
+def bounded_calls(structural_tag: dict, max_calls: int = MAX_CALLS) -> dict:
+    """A tool-call structural tag whose "one or more calls" (tags_with_separator) allows at most `max_calls`.
+
+    Other formats (one call, or "auto"'s triggered tags) are returned as they are.
+    """
+    fmt = structural_tag.get("format", {})
+    if fmt.get("type") != "tags_with_separator" or fmt.get("stop_after_first"):
+        return structural_tag
+    one = {"type": "or", "elements": fmt["tags"]}
+    more = {"type": "sequence", "elements": [{"type": "const_string", "value": fmt["separator"]}, one]}
+    rest = {"type": "repeat", "min": 0, "max": max_calls - 1, "content": more}
+    first = one if fmt.get("at_least_one") else {"type": "optional", "content": one}
+    return {**structural_tag, "format": {"type": "sequence", "elements": [first, rest]}}
+
+
 _COMPILERS: dict[int, "GrammarCache"] = {}
 _LOCK = threading.Lock()
 
@@ -56,8 +121,8 @@ class GrammarCache:
         if isinstance(grammar, xgr.CompiledGrammar):
             return grammar
         if hasattr(grammar, "structural_tag") and hasattr(grammar, "compile"):  # tools.constrain.ToolGrammar
-            key = "tag:" + json.dumps(grammar.structural_tag, sort_keys=True)
-            return self._get(key, lambda: grammar.compile(self.compiler), xgr)
+            tag = json.dumps(bounded_calls(grammar.structural_tag), sort_keys=True)
+            return self._get("tag:" + tag, lambda: self.compiler.compile_structural_tag(tag), xgr)
         if isinstance(grammar, xgr.Grammar):
             return self._get("grammar:" + str(grammar), lambda: self.compiler.compile_grammar(grammar), xgr)
         if isinstance(grammar, (xgr.StructuralTag, dict)):  # an xgrammar structural tag (object or its JSON dict)

@@ -92,9 +92,14 @@ def deltas(events) -> list[dict]:
 
 
 def parse_whole(plan: ToolPlan, text: str) -> dict:
-    """The non-streamed assistant message: the same parser, fed at once, its deltas summed."""
+    """The non-streamed assistant message: the same parser, fed at once, its deltas summed.
+
+    A call that max_tokens cut is kept with its partial arguments, as the
+    streamed deltas deliver it, so both modes give the same reply (issue 16:
+    non-streamed used to drop it and answer with nothing at all).
+    """
     from ..tools.streaming import accumulate
 
     parser = new_parser(plan)
-    parsed = accumulate(parser.feed(text) + parser.finish())
+    parsed = accumulate(parser.feed(text) + parser.finish(), keep_cut=True)
     return parsed.to_openai_message()

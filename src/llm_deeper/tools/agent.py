@@ -102,9 +102,11 @@ class OpenAIBackend:
             model=self.model, messages=messages, max_tokens=self.max_tokens, temperature=self.temperature, **kwargs))
         message = response.choices[0].message
         out: dict = {"role": "assistant", "content": message.content}
-        if message.tool_calls:
+        # A call cut by max_tokens arrives with partial arguments (finish_reason "length"): it cannot run.
+        calls = message.tool_calls if response.choices[0].finish_reason != "length" else []
+        if calls:
             out["tool_calls"] = [{"id": c.id, "type": "function", "function": {"name": c.function.name, "arguments": c.function.arguments}}
-                                 for c in message.tool_calls]
+                                 for c in calls]
         return out
 
 

@@ -196,6 +196,24 @@ class Conformance:
         expect(len(set(ids)) == len(ids), f"duplicate call ids {ids}")
         return f"{len(streamed.calls)} call(s), id and name first"
 
+    def check_length_cut(self) -> str:
+        """max_tokens ends the reply inside a call: streamed and non-streamed replies are the same, finish_reason "length"."""
+        # 16 tokens cannot hold a whole get_weather call in any tokenizer we know, so the cut lands
+        # inside the call (in its header or its arguments, depending on the tokenizer).
+        kwargs = {"tool_choice": {"type": "function", "function": {"name": "get_weather"}}, "parallel_tool_calls": False, "max_tokens": 16}
+        whole = self.create(**kwargs)
+        streamed = self.stream(**kwargs)
+        finish = whole.choices[0].finish_reason
+        expect(finish == "length" and streamed.finish_reason == "length",
+               f"finish_reason non-streamed {finish!r}, streamed {streamed.finish_reason!r}; expected 'length' for both")
+        calls = [(c["name"], c["arguments"]) for c in self.calls_of(whole)]
+        streamed_calls = [(c["name"], c["arguments"]) for c in streamed.calls]
+        expect(calls == streamed_calls, f"non-streamed calls {calls} != streamed {streamed_calls}")
+        content = whole.choices[0].message.content or ""
+        expect(content == streamed.content, f"non-streamed content {content!r} != streamed {streamed.content!r}")
+        expect(bool(calls or content), "the reply was cut but carries neither the partial call nor its text")
+        return f"partial call {calls[0][0]}({calls[0][1]}) in both" if calls else f"text {content!r} in both"
+
     def check_parallel_indexes(self) -> str:
         messages = ASK[:1] + [{"role": "user", "content": "Weather in Paris and in Tokyo, in celsius?"}]
         response = self.create(messages, tool_choice="required", parallel_tool_calls=True)
@@ -247,6 +265,7 @@ class Conformance:
         ("tool_choice none: no calls", "check_none"),
         ("streamed calls add up to the non-streamed ones", "check_stream_equals_whole"),
         ("streamed deltas: id and name first, unique ids", "check_stream_delta_shape"),
+        ("max_tokens inside a call: streamed = non-streamed, finish_reason length", "check_length_cut"),
         ("parallel calls: indexes 0..n-1, unique ids", "check_parallel_indexes"),
         ("history with tool_calls and tool messages", "check_history"),
         ("invalid tool schema: HTTP 400", "check_bad_schema"),

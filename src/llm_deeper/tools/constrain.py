@@ -25,10 +25,13 @@ from .openai_spec import ToolChoice, parse_tool_choice, validate_tools
 from .render import CALL_END, CALL_SEPARATOR, CALL_START, tool_dicts
 
 
-def arguments_ebnf(schema: dict) -> str:
-    """EBNF (xgrammar dialect) of compact JSON that matches `schema`."""
+def arguments_ebnf(schema: dict, bounded: bool = False) -> str:
+    """EBNF (xgrammar dialect) of compact JSON that matches `schema` (free strings and arrays bounded when asked)."""
     import xgrammar as xgr
 
+    from ..inference.constrained import bounded_schema
+
+    schema = bounded_schema(schema) if bounded else schema
     return str(xgr.Grammar.from_json_schema(json.dumps(schema), any_whitespace=False, separators=(",", ":"), strict_mode=True))
 
 
@@ -37,7 +40,7 @@ def _call_tag(name: str, parameters: dict) -> dict:
     return {
         "type": "tag",
         "begin": CALL_START + '{"name":' + json.dumps(name, ensure_ascii=False) + ',"arguments":',
-        "content": {"type": "grammar", "grammar": arguments_ebnf(parameters or {"type": "object", "properties": {}})},
+        "content": {"type": "grammar", "grammar": arguments_ebnf(parameters or {"type": "object", "properties": {}}, bounded=True)},
         "end": "}" + CALL_END,
     }
 

@@ -60,6 +60,7 @@ class ToolCallDelta:
 class ToolCallError:
     message: str  # what was wrong, for logs and for the agent's error message
     index: int | None = None  # the call's index when its header was already sent
+    cut: bool = False  # the output ended inside the call (max_tokens): its deltas so far are a partial call
 
 
 Event = ContentDelta | ToolCallDelta | ToolCallError
@@ -81,13 +82,19 @@ class ParsedOutput:
         return message
 
 
-def accumulate(events: Iterable[Event]) -> ParsedOutput:
-    """Add deltas up (what a client does with a stream). Calls with an error are dropped."""
+def accumulate(events: Iterable[Event], keep_cut: bool = False) -> ParsedOutput:
+    """Add deltas up (what a client does with a stream). Calls with an error are dropped.
+
+    `keep_cut`: keep an announced call the output ended inside (max_tokens), with
+    its partial argument text, as a streaming client has it; the server's
+    non-streamed reply does this so both modes agree (OpenAI does the same).
+    """
     out = ParsedOutput()
     content: list[str] = []
     headers: dict[int, tuple[str, str]] = {}
     arguments: dict[int, list[str]] = {}
     broken: set[int] = set()
+    cut: set[int] = set()
     for event in events:
         if isinstance(event, ContentDelta):
             content.append(event.text)
@@ -98,13 +105,17 @@ def accumulate(events: Iterable[Event]) -> ParsedOutput:
         else:
             out.errors.append(event.message)
             if event.index is not None:
-                broken.add(event.index)
+                (cut if event.cut and keep_cut else broken).add(event.index)
     out.content = "".join(content)
     for index in sorted(headers):
         if index in broken:
             continue
         call_id, name = headers[index]
-        raw = "".join(arguments.get(index, [])) or "{}"
+        raw = "".join(arguments.get(index, []))
+        if index in cut:  # partial JSON: the text is what the client got, there is no object to parse
+            out.calls.append(ToolCall(name=name, arguments={}, id=call_id, arguments_json=raw))
+            continue
+        raw = raw or "{}"
         out.calls.append(ToolCall(name=name, arguments=json.loads(raw, strict=False), id=call_id, arguments_json=raw))
     return out
 
@@ -158,7 +169,7 @@ class StreamingToolParser:
             self._drain_content(final=True)
         elif self._state in ("wait_body", "body"):
             what = "no JSON object followed it" if self._state == "wait_body" else "its JSON never closed (output cut off?)"
-            self._fail(f"a {self.fmt.name} tool call started but {what}")
+            self._fail(f"a {self.fmt.name} tool call started but {what}", cut=True)
         self._state = "content"
         self._buf = ""
         return self._take()
@@ -347,10 +358,10 @@ class StreamingToolParser:
         self._state = "after_body"
         self._buf = ""
 
-    def _fail(self, message: str) -> None:
+    def _fail(self, message: str, cut: bool = False) -> None:
         """A call that cannot be read: error event; its text becomes content if not announced."""
         if self._announced:
-            self._events.append(ToolCallError(message, self._call_index))
+            self._events.append(ToolCallError(message, self._call_index, cut))
         else:
             self._events.append(ToolCallError(message))
             self._after_call = False
