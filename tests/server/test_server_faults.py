@@ -84,11 +84,11 @@ def test_health_answers_while_a_prompt_is_tokenized(server, engine):
     entered, release = threading.Event(), threading.Event()
     real_encode = engine.encode
 
-    def slow_encode(prompt):  # stands in for tokenizing megabytes: the event loop must not wait for it
+    def slow_encode(prompt, *args, **kwargs):  # stands in for tokenizing megabytes: the event loop must not wait for it
         if isinstance(prompt, list) and prompt and isinstance(prompt[0], dict):
             entered.set()
             release.wait(30)
-        return real_encode(prompt)
+        return real_encode(prompt, *args, **kwargs)
 
     engine.encode = slow_encode
     statuses = []
