@@ -42,12 +42,13 @@ def _loopback_only(self, address):
 socket.socket.connect = _loopback_only
 
 
-def run_cli(*args: str, timeout: float = 300, input: str | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+def run_cli(*args: str, timeout: float = 300, input: str | None = None, env: dict | None = None,
+            cwd: Path = REPO) -> subprocess.CompletedProcess:
     """Run `llm-deeper ARGS` in a subprocess of this interpreter."""
     return subprocess.run(
         [sys.executable, "-m", "llm_deeper", *args],
         capture_output=True, text=True, timeout=timeout, input=input,
-        env={**os.environ, **(env or {})}, cwd=REPO,
+        env={**os.environ, **(env or {})}, cwd=cwd,
     )
 
 

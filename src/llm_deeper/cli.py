@@ -42,8 +42,23 @@ def fail(message: str, code: int = 2) -> None:
     raise SystemExit(code)
 
 
+def quiet_library_warnings() -> None:
+    """Keep libraries' deprecation notices (transformers' FutureWarnings, its logger's advice) out of
+    the user's output, in this process and the ones it starts (lessons, torchrun workers).
+    A `PYTHONWARNINGS` or `TRANSFORMERS_VERBOSITY` that the user set wins."""
+    import os
+    import warnings
+
+    if not os.environ.get("PYTHONWARNINGS"):
+        os.environ["PYTHONWARNINGS"] = "ignore::FutureWarning,ignore::DeprecationWarning"
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
+    quiet_library_warnings()
     register_commands()
     try:
         app(args=argv, prog_name="llm-deeper", standalone_mode=True)

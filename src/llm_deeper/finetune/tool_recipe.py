@@ -42,6 +42,7 @@ def run_tool_recipe(model: str, base, out: Path, recipe: ToolRecipe = ToolRecipe
     """
     from ..data.sft import read_jsonl
     from ..data.toolcalls import write_tool_dataset
+    from ..train.plot import save_loss_curve
     from .config import FinetuneConfig
     from .loop import train
     from .merge import load_with_adapter
@@ -61,6 +62,7 @@ def run_tool_recipe(model: str, base, out: Path, recipe: ToolRecipe = ToolRecipe
         max_length=recipe.max_length, warmup_steps=recipe.warmup_steps, seed=recipe.seed, dropout=0.05,
     )
     result = train(config, on_log=lambda s: log(f"step {s.step}/{s.total_steps} loss {s.loss:.3f} ({s.tokens_per_s:.0f} tok/s)") if s.step % 8 == 0 or s.step == s.total_steps else None)
+    curve = save_loss_curve(result.train_losses, [], out / "loss.png", title="LoRA fine-tune on tool calls")
     tuned, tokenizer = load_with_adapter(model, config.output)  # the round trip a user does: PeftModel.from_pretrained
     after = tool_call_probe(tuned, tokenizer, test, recipe.probe_limit, max_new_tokens=recipe.probe_tokens)
     log(f"after LoRA: right tool on {after.right_tool}/{after.prompts} held-out prompts")
@@ -77,6 +79,7 @@ def run_tool_recipe(model: str, base, out: Path, recipe: ToolRecipe = ToolRecipe
         "train seconds": round(result.seconds, 1),
         "train tokens/s": round(result.tokens_per_s, 1),
         "trainable params": result.trainable,
+        "loss curve": str(curve),
         "recipe": asdict(recipe),
         "adapter_dir": str(config.output),
         "test_file": str(test_path),
