@@ -4,6 +4,7 @@ What you learn:
 - what a tokenizer produces (ids, special tokens) and how a chat template turns messages into one string;
 - AutoModel (the transformer body) vs AutoModelForCausalLM (body + output head);
 - how logits become next-token probabilities ("The capital of France is" → " Paris");
+- in-context learning: examples in the prompt teach a made-up rule, with no weight update;
 - what `generate` does with greedy and sampling settings;
 - how many parameters the default model has and what they cost in memory per dtype.
 
@@ -69,6 +70,29 @@ for p, i in zip(top.values.tolist(), top.indices.tolist()):
     print(f"  {tokenizer.decode([i])!r:<14} {p:>11.3f}")
 check("probabilities sum to 1", abs(float(probs.sum()) - 1) < 1e-4)
 check("the most likely next token is ' Paris'", tokenizer.decode([top.indices[0]]) == " Paris", f"p = {top.values[0]:.3f}")
+
+# %%
+section("4b. In-context learning: a rule taught by examples in the prompt")
+# A made-up rule (swap the two numbers) the model cannot know: score the right answer's tokens
+# with and without three worked examples before the question. No weight changes in between.
+
+
+def answer_probability(prompt: str, answer: str) -> float:
+    """p(answer | prompt): the product of each answer token's probability, teacher-forced."""
+    prompt_ids = tokenizer(prompt)["input_ids"]
+    answer_ids = tokenizer(answer, add_special_tokens=False)["input_ids"]
+    with torch.no_grad():
+        log_probs = torch.log_softmax(model(torch.tensor([prompt_ids + answer_ids])).logits[0].float(), dim=-1)
+    return float(torch.exp(sum(log_probs[len(prompt_ids) - 1 + i, t] for i, t in enumerate(answer_ids))))
+
+
+question = "Input: 3 7\nOutput:"
+examples = "Input: 1 2\nOutput: 2 1\nInput: 5 9\nOutput: 9 5\nInput: 4 8\nOutput: 8 4\n"
+zero_shot, few_shot = answer_probability(question, " 7 3"), answer_probability(examples + question, " 7 3")
+show("p(' 7 3') with no examples", f"{zero_shot:.2e}")
+show("p(' 7 3') after three examples", f"{few_shot:.2e}")
+check("three examples in the prompt make the right answer far more likely (> 100×)", few_shot > 100 * zero_shot,
+      f"{few_shot / zero_shot:,.0f}×")
 
 # %%
 section("5. generate: greedy and sampled")

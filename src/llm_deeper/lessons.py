@@ -29,12 +29,25 @@ class Lesson:
         return f"{self.week}/{self.number}"
 
     @property
-    def title(self) -> str:
-        """First line of the module docstring, or the file name."""
+    def docstring(self) -> str:
         import ast
 
-        doc = ast.get_docstring(ast.parse(self.path.read_text(encoding="utf-8"))) or ""
-        return doc.strip().splitlines()[0] if doc.strip() else self.path.stem
+        return ast.get_docstring(ast.parse(self.path.read_text(encoding="utf-8"))) or ""
+
+    @property
+    def title(self) -> str:
+        """First line of the module docstring, or the file name."""
+        doc = self.docstring.strip()
+        return doc.splitlines()[0] if doc else self.path.stem
+
+    @property
+    def duration(self) -> str:
+        """How long it takes in its default mode, from the docstring's 'Time:' or 'Takes:' line
+        (up to the first bracket or semicolon), e.g. 'about 5 s on 2 CPU cores'."""
+        import re
+
+        match = re.search(r"^(?:Time|Takes):?\s*(.+?)\s*(?:[(;]|\.?$)", self.docstring, re.M)
+        return match.group(1) if match else ""
 
 
 def all_lessons() -> list[Lesson]:

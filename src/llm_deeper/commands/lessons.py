@@ -11,18 +11,18 @@ lessons_app = typer.Typer(help="List and run the lessons of the learning path. E
 
 @lessons_app.command("list")
 def list_lessons() -> None:
-    """Every lesson, in order, with its title and last result. Example: llm-deeper lessons list"""
+    """Every lesson, in order, with its title, how long it takes and its last result. Example: llm-deeper lessons list"""
     from rich.console import Console
     from rich.table import Table
 
     from ..lessons import all_lessons, load_status, status_text
 
     table = Table(title="Learning path")
-    for column in ("lesson", "file", "what you learn", "last run"):
+    for column in ("lesson", "file", "what you learn", "takes", "last run"):
         table.add_column(column)
     status = load_status()
     for lesson in all_lessons():
-        table.add_row(lesson.key, str(lesson.path.name), lesson.title, status_text(status.get(lesson.key)))
+        table.add_row(lesson.key, str(lesson.path.name), lesson.title, lesson.duration, status_text(status.get(lesson.key)))
     Console().print(table)
 
 
