@@ -136,7 +136,7 @@ saved(result.plot)
 saved(result.checkpoint)
 drop = math.log(V) - result.val_losses[-1][1]
 check("validation loss fell well below chance", drop > (0.5 if QUICK else 2.0), f"{drop:.2f} nats below ln(vocab)")
-check("it kept falling after the first evaluation", result.val_losses[-1][1] < result.val_losses[0][1])
+check("it kept falling after the first evaluation (a training outcome: seed 0 fixes it)", result.val_losses[-1][1] < result.val_losses[0][1])
 
 # %% [markdown]
 # ## 6. Samples after training, with and without the KV cache

@@ -106,6 +106,6 @@ student.eval()
 with torch.no_grad():
     top = int(student(ids).logits[0, -1].argmax())
 show("after 8 steps, next token", repr(tokenizer.decode([top])))
-check("the adapter learned the new answer", top == lyon)
+check("the adapter learned the new answer (a training outcome: seed 0 fixes it)", top == lyon)
 check("every base weight is bit-for-bit unchanged", all(torch.equal(v, dict(student.named_parameters())[k]) for k, v in frozen.items()))
 done()

@@ -63,7 +63,7 @@ show("held-out loss", f"{result.eval_losses[0]:.3f} → {result.eval_losses[-1]:
 check("a full fine-tune trains 100% of the weights", result.trainable == result.total)
 check("the run did every step", result.steps == setup.steps)
 if not setup.quick:
-    check("held-out loss went down", result.eval_losses[-1] < result.eval_losses[0])
+    check("held-out loss went down (a training outcome: seed 0 fixes it)", result.eval_losses[-1] < result.eval_losses[0])
     check("weights + grads + Adam's 2 moments need > 4× the fp32 weights in memory", result.peak_rss_mb * 2**20 > 4 * 4 * result.total)
 check("the output is a standalone HF folder", (out / "full" / "config.json").exists() and (out / "full" / "model.safetensors").exists())
 saved(out / "full")

@@ -65,7 +65,7 @@ check("both runs start from the same held-out loss (same base, same data; bf16 r
 if not setup.quick:  # a tiny random model in quick mode: only the mechanics are checked
     check("LoRA trains under 1% of the weights", lora["trainable"] / lora["total"] < 0.01)
     check("LoRA needs less peak memory (no gradients or Adam state for the base weights)", lora["peak_rss_mb"] < full["peak_rss_mb"])
-    check("LoRA lowered the held-out loss", lora["eval_losses"][-1] < lora["eval_losses"][0])
+    check("LoRA lowered the held-out loss (a training outcome: seed 0 fixes it)", lora["eval_losses"][-1] < lora["eval_losses"][0])
 
 # %%
 section("3. The adapter folder")

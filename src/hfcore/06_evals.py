@@ -226,7 +226,7 @@ check("the loaded model is the base model again after the LoRA run", not any("lo
 if not QUICK:
     before = base_run["aggregate"]["tool_selection"]["value"]
     after = lora_run["aggregate"]["tool_selection"]["value"]
-    check("fine-tuning taught the model to pick the right tool on held-out prompts", after > before, f"{before:.2f} → {after:.2f}")
+    check("fine-tuning taught the model to pick the right tool on held-out prompts (a training outcome: seed 0 fixes it)", after > before, f"{before:.2f} → {after:.2f}")
     print("  Read the Δ column: a gain whose interval excludes 0 is real; 'correct no-call' usually drops,")
     print("  because 9 in 10 training conversations call a tool and the adapter learns to call eagerly.")
 
