@@ -301,10 +301,18 @@ def calculator(limit_s: float) -> list[dict]:
             text = (result.stdout + result.stderr).strip()
             shown = "traceback" if "Traceback" in text else text.splitlines()[-1][:120] if text else ""
         except subprocess.TimeoutExpired:
-            ending, shown = f"killed at {limit_s:.0f} s", ""
+            ending, text, shown = f"killed at {limit_s:.0f} s", "", ""
         out.append({"expression": expression if len(expression) <= 40 else expression[:20] + f"... ({len(expression):,} chars)",
-                    "seconds": round(time.perf_counter() - start, 2), "ending": ending, "output": shown})
+                    "seconds": round(time.perf_counter() - start, 2), "ending": ending, "output": shown, "output_chars": len(text)})
     return out
+
+
+def probe(result: dict, name: str, function, *args) -> None:
+    """Run one probe; a probe that fails is reported as such and the suite goes on."""
+    try:
+        result[name] = function(*args)
+    except Exception as exc:
+        result[name] = {"failed": f"{type(exc).__name__}: {exc}"[:300]}
 
 
 def main() -> None:
@@ -326,15 +334,15 @@ def main() -> None:
         result: dict = {"model": Path(model).name if args.quick else model, "load_average": os.getloadavg()}
         server = Server(model, "--max-concurrency", "2", "--max-queue", "4", "--shutdown-timeout", "2")
         try:
-            result["body_sizes"] = body_sizes(server, [0.1, 1.0] if args.quick else [0.1, 1.0, 5.0, 20.0])
-            result["ref_cycles"] = ref_cycles(server)
-            result["disconnects"] = disconnects(server, 5 if args.quick else 20)
-            result["queue_overflow"] = queue_overflow(server, 64)
-            result["sigterm"] = sigterm(server, 4)
+            probe(result, "body_sizes", body_sizes, server, [0.1, 1.0, 5.0, 20.0])
+            probe(result, "ref_cycles", ref_cycles, server)
+            probe(result, "disconnects", disconnects, server, 5 if args.quick else 20)
+            probe(result, "queue_overflow", queue_overflow, server, 64)
+            probe(result, "sigterm", sigterm, server, 4)
         finally:
             server.stop()
-    result["training_kills"] = training_kills(2 if args.quick else args.kills, args.seed)
-    result["calculator"] = calculator(args.calculator_limit)
+    probe(result, "training_kills", training_kills, 2 if args.quick else args.kills, args.seed)
+    probe(result, "calculator", calculator, args.calculator_limit)
     result["wall_s"] = round(time.perf_counter() - started, 1)
     print(json.dumps(result, indent=1))
 

@@ -21,7 +21,8 @@ def test_serve_subprocess_with_lora_and_api_key(tiny_llama_dir, tmp_path):
     get_peft_model(tiny_llama(), LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj"], init_lora_weights=False)).save_pretrained(tmp_path / "ad")
     port = free_port()
     process = subprocess.Popen([sys.executable, "-m", "llm_deeper", "serve", "--model", str(tiny_llama_dir), "--port", str(port),
-                                "--lora", f"mine={tmp_path / 'ad'}", "--api-key", "k1", "--max-concurrency", "2"],
+                                "--lora", f"mine={tmp_path / 'ad'}", "--api-key", "k1", "--max-concurrency", "2",
+                                "--max-request-bytes", "4096"],
                                cwd=REPO, env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         url = f"http://127.0.0.1:{port}"
@@ -32,6 +33,9 @@ def test_serve_subprocess_with_lora_and_api_key(tiny_llama_dir, tmp_path):
         reply = client.chat.completions.create(model="mine", messages=[{"role": "user", "content": "hi"}], max_tokens=3)
         assert reply.usage.completion_tokens <= 3 and reply.model == "mine"
         assert httpx.get(url + "/v1/models").status_code == 401
+        too_big = httpx.post(url + "/v1/chat/completions", headers={"Authorization": "Bearer k1"},
+                             json={"model": "mine", "messages": [{"role": "user", "content": "x" * 5000}]})
+        assert too_big.status_code == 413 and "4,096 bytes" in too_big.json()["error"]["message"]
     finally:
         process.terminate()
         process.wait(timeout=20)

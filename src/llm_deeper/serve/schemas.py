@@ -157,7 +157,8 @@ class CompletionRequest(SamplingFields):
     @field_validator("prompt")
     @classmethod
     def _not_empty(cls, value):
-        if isinstance(value, (str, list)) and len(value) == 0 or isinstance(value, list) and any(len(p) == 0 for p in value if isinstance(p, (str, list))):
+        empty = len(value) == 0 or any(isinstance(part, (str, list)) and len(part) == 0 for part in value if not isinstance(value, str))
+        if empty:
             raise ValueError("prompt must not be empty")
         return value
 

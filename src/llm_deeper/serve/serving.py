@@ -5,7 +5,9 @@ prompts and compiles grammars off the event loop (a megabyte of text takes a
 second to tokenize; on the loop it would freeze /health and every stream),
 checks the context and the server's capacity, submits one engine request per
 choice and yields their events until each choice finishes, the client goes
-away, or the server's shutdown deadline passes.
+away, or the server's shutdown deadline passes. The preparation threads run
+no torch op, so they hold no OpenMP thread team of their own (see
+inference/openmp.py for why that matters to decode speed).
 """
 
 from __future__ import annotations
