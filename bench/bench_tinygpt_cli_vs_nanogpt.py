@@ -34,7 +34,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = REPO.parent / "shared" / "data" / "tinyshakespeare.txt"
+# ../shared next to the repository (a worktree sits one level deeper: ../../shared).
+DEFAULT_DATA = next((p for p in (REPO.parent / "shared" / "data" / "tinyshakespeare.txt", REPO.parents[1] / "shared" / "data" / "tinyshakespeare.txt") if p.is_file()),
+                    REPO.parent / "shared" / "data" / "tinyshakespeare.txt")
 TOKENS = 2000 * 12 * 64
 OURS = ["tinygpt", "train", "--tokenizer", "char", "--layers", "4", "--heads", "4", "--embd", "128", "--context", "64",
         "--batch-size", "12", "--steps", "2000", "--lr", "1e-3", "--dropout", "0", "--warmup", "100"]

@@ -136,14 +136,14 @@ def test_errors_are_one_line_user_errors(tiny_llama_dir, chat_data, tmp_path):
 
 
 
-def test_lora_base_is_bf16_only_where_the_hardware_has_it(tiny_llama_dir, chat_data, tmp_path, monkeypatch):
+def test_lora_base_is_bf16_only_where_the_hardware_runs_it_faster(tiny_llama_dir, chat_data, tmp_path, monkeypatch):
     import llm_deeper.hardware as hardware
 
-    monkeypatch.setattr(hardware, "native_bf16", lambda: True)
+    monkeypatch.setattr(hardware, "bf16_matmul_pays", lambda: True)
     assert FinetuneConfig(data=chat_data, output=tmp_path).base_dtype == "bfloat16"  # LoRA: frozen base
     assert FinetuneConfig(data=chat_data, output=tmp_path, method="full").base_dtype == "float32"  # AdamW needs fp32 weights
     assert FinetuneConfig(data=chat_data, output=tmp_path, dtype="float32").base_dtype == "float32"  # asked for
-    monkeypatch.setattr(hardware, "native_bf16", lambda: False)
+    monkeypatch.setattr(hardware, "bf16_matmul_pays", lambda: False)
     assert FinetuneConfig(data=chat_data, output=tmp_path).base_dtype == "float32"  # emulated bf16 is slower than fp32
     with pytest.raises(UserError, match="float32 or bfloat16"):
         FinetuneConfig(data=chat_data, output=tmp_path, dtype="int8").validate()

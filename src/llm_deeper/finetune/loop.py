@@ -57,6 +57,8 @@ class TrainResult:
     halted: bool = False  # stopped by halt_after (resume with --resume)
     world: int = 1  # processes that trained together
     sharding: str = "none"  # "none" (one process), "ddp" or "fsdp"
+    param_mb: float = 0.0  # parameters this process holds (its shards under FSDP), MiB
+    optimizer_mb: float = 0.0  # Adam state this process holds (its shards under FSDP), MiB
     notes: list[str] = field(default_factory=list)  # truncation counts and similar warnings
 
     def to_json(self) -> dict:
@@ -205,11 +207,15 @@ def train(config: FinetuneConfig, on_log: Callable[[StepLog], None] | None = Non
         started = time.perf_counter() - progress.seconds  # eval and saving are not training time
 
     counts = parameter_counts(model)
+    from .sharding import local_mb
+
     result = TrainResult(
         output=config.output, method=config.method, steps=progress.step, train_losses=progress.train_losses,
         eval_losses=progress.eval_losses, seconds=progress.seconds, tokens_per_s=progress.tokens / max(progress.seconds, 1e-9),
         trainable=counts[0], total=counts[1], peak_rss_mb=peak_rss_mb(), halted=halted, notes=notes,
         world=info.world, sharding=config.sharding if info.enabled else "none",
+        param_mb=local_mb(loss_module.parameters()),
+        optimizer_mb=local_mb(v for state in optimizer.state.values() for v in state.values()),
     )
     if not halted:
         weights, _ = full_trainable_state(loss_module, None, info, config.sharding, everything=config.method == "full")

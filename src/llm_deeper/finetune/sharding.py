@@ -81,3 +81,15 @@ def load_trainable_state(loss_module, optimizer, weights: dict, optimizer_state:
         for name, value in weights.items():
             params[name].copy_(value)
     optimizer.load_state_dict(optimizer_state)
+
+
+def local_mb(tensors) -> float:
+    """MiB these tensors take in this process: a sharded (DTensor) one counts only its local shard."""
+    import torch
+
+    total = 0
+    for t in tensors:
+        if isinstance(t, torch.Tensor):
+            local = t.to_local() if hasattr(t, "to_local") else t
+            total += local.numel() * local.element_size()
+    return total / 2**20
