@@ -115,7 +115,8 @@ def train(config: FinetuneConfig, on_log: Callable[[StepLog], None] | None = Non
     info = setup("auto")
     device = info.device
     notes: list[str] = []
-    checkpoint.manager(config.output).clean_stale()  # temporary files of a run killed while saving
+    if info.is_main:
+        checkpoint.manager(config.output).clean_stale()  # temporary files of a run killed while saving
     if config.resume and checkpoint.latest(config.output) is None:
         raise UserError(f"--resume: no checkpoint in {config.output} (checkpoints are written at each epoch end and every --save-every steps)")
     resumed = checkpoint.load(checkpoint.latest(config.output)) if config.resume else None  # a bad checkpoint fails before the model loads
