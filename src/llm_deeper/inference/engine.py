@@ -123,6 +123,8 @@ class Request:
         self.finished = False
         self.submitted = time.perf_counter()
         self.first_token_at: float | None = None
+        self.slot = -1  # its KV cache slot once admitted
+        self.prefilled = 0  # prompt tokens already in the cache (a long prompt goes in chunks)
         self.finished_at: float | None = None
 
     def cancel(self) -> None:
@@ -161,7 +163,8 @@ class Engine:
     """A loaded model plus the scheduler thread that serves requests."""
 
     def __init__(self, loaded, adapters: dict[str, str | Path] | None = None, max_batch: int = 8, max_queue: int = 64,
-                 max_len: int | None = None, name: str | None = None, quant: str | None = None):
+                 max_len: int | None = None, name: str | None = None, quant: str | None = None, prefill_chunk: int = 256,
+                 compile_decode: bool = False):
         import torch
 
         from .lora import load_lora
@@ -186,9 +189,17 @@ class Engine:
                 raise UserError(f"adapter name {adapter_name!r} is the base model's name; pick another")
         self.runner = make_runner(self.model, max_batch, self.context_length, self.adapters, quant=quant)
         self.max_batch, self.max_queue = max_batch, max_queue
+        if prefill_chunk < 1:
+            raise UserError(f"prefill chunk must be at least 1 token, got {prefill_chunk}")
+        # Prompt tokens prefilled between two decode steps: a 1,000-token prompt then delays
+        # running streams by a few chunks of ~0.3 s each (fp32, 2 cores) instead of one 1.5 s stall.
+        self.prefill_chunk = prefill_chunk if self.runner.batched else None
+        # torch.compile of the decode step, paid here (before any request) and reported.
+        self.compile_seconds = self.runner.compile() if compile_decode and self.runner.batched else None
         self.stop_ids = self._eos_ids()
         self._waiting: collections.deque[Request] = collections.deque()
-        self._running: list[Request] = []
+        self._running: list[Request] = []  # decoding; request i lives in cache slot i
+        self._prefilling: list[Request] = []  # admitted, prompt partly cached; slots right after the running ones
         self._cv = threading.Condition()
         self._closed = False
         self._in_flight = 0  # submitted and not finished (waiting, being admitted or running)
@@ -381,39 +392,51 @@ class Engine:
         torch.set_num_threads(self.threads)
         while True:
             with self._cv:
-                if not self._closed and not self._waiting and not self._running:
+                if not self._closed and not self._waiting and not self._running and not self._prefilling:
                     release_idle_threads()  # idle: leave the cores' OpenMP threads to others
-                while not self._closed and not self._waiting and not self._running:
+                while not self._closed and not self._waiting and not self._running and not self._prefilling:
                     self._cv.wait()
                 if self._closed:
-                    for request in list(self._waiting) + self._running:
+                    for request in list(self._waiting) + self._prefilling + self._running:
                         self._finish(request, "cancelled")
                     return
-                admitted = []
-                while self._waiting and len(self._running) + len(admitted) < self.max_batch:
-                    admitted.append(self._waiting.popleft())
+                while self._waiting and len(self._running) + len(self._prefilling) < self.max_batch:
+                    request = self._waiting.popleft()
+                    request.slot = len(self._running) + len(self._prefilling)
+                    self._prefilling.append(request)
             try:
-                for request in admitted:
-                    self._start(request)
+                self._prefill_some()
                 self._drop_done()
                 if self._running:
                     self._step()
                     self._drop_done()
             except Exception as exc:  # never let one bad step kill the server: fail the batch, keep going
                 message = f"{type(exc).__name__}: {exc}"
-                for request in admitted + self._running:
+                for request in self._prefilling + self._running:
                     if not request.finished:
                         self._finish(request, "error", error=message)
                 self._drop_done()
 
-    def _start(self, request: Request) -> None:
-        if request.cancelled.is_set():
-            self._finish(request, "cancelled")
-            return
-        slot = len(self._running)
-        logits = self.runner.prefill(slot, request.prompt_ids, request.adapter)
-        self._running.append(request)
-        self._advance(request, logits)
+    def _prefill_some(self) -> None:
+        """Put up to `prefill_chunk` prompt tokens in the cache, oldest request first (chunked prefill).
+
+        A request whose whole prompt is in joins the running batch with its first token.
+        Decode steps run between chunks, so a long prompt never stalls running streams for long.
+        """
+        budget = self.prefill_chunk or sum(len(r.prompt_ids) for r in self._prefilling)
+        while self._prefilling and budget > 0:
+            request = self._prefilling[0]
+            if request.cancelled.is_set():
+                return  # _drop_done frees it
+            start = request.prefilled
+            stop = min(len(request.prompt_ids), start + budget)
+            logits = self.runner.prefill(request.slot, request.prompt_ids[:stop], request.adapter, start=start)
+            budget -= stop - start
+            request.prefilled = stop
+            if stop == len(request.prompt_ids):
+                self._prefilling.pop(0)
+                self._running.append(request)
+                self._advance(request, logits)
 
     def _step(self) -> None:
         running = [r for r in self._running]
@@ -441,6 +464,20 @@ class Engine:
                 self._running[slot] = mover
             self.runner.release(last)
             self._running.pop()
+        # Admitted prompts keep the slots right after the running ones.
+        kept: list[Request] = []
+        for request in self._prefilling:
+            if request.cancelled.is_set() and not request.finished:
+                self._finish(request, "cancelled")
+            if request.finished:
+                self.runner.release(request.slot)
+                continue
+            target = len(self._running) + len(kept)
+            if request.slot != target:
+                self.runner.move(request.slot, target, request.prefilled)
+                request.slot = target
+            kept.append(request)
+        self._prefilling = kept
 
     def _advance(self, request: Request, logits) -> None:
         """Sample one token for a request and deliver what it adds."""

@@ -25,8 +25,11 @@ class Runner(Protocol):
 
     batched: bool  # True: one decode call advances every row together
 
-    def prefill(self, slot: int, ids: list[int], adapter: str | None):
-        """Run a new request's prompt into `slot`'s cache; its last position's logits [V] (fp32)."""
+    def prefill(self, slot: int, ids: list[int], adapter: str | None, start: int = 0):
+        """Run prompt positions start.. into `slot`'s cache (0..start-1 are there); the last position's logits [V] (fp32).
+
+        Only a batched runner takes start > 0 (a long prompt in chunks, between decode steps).
+        """
 
     def decode(self, tokens: list[int], positions: list[int], adapters: list[str | None]):
         """One step for slots 0..B-1: row b feeds tokens[b] at positions[b]; logits [B, V] (fp32)."""
@@ -63,6 +66,7 @@ class LlamaRunner:
         self.torch = torch
         # RoPE cos/sin for every position, computed once; a step only indexes them.
         self.cos, self.sin = llama.rope_tables(self.config, max_len, self.dtype)
+        self.compiled = None  # the torch.compile'd decode step, once `compile()` ran
 
     # -- per-request LoRA ---------------------------------------------------------
     def _lora_hook(self, groups):
@@ -90,10 +94,10 @@ class LlamaRunner:
         return hook
 
     # -- prompts ------------------------------------------------------------------
-    def prefill(self, slot: int, ids: list[int], adapter: str | None):
-        """Run the whole prompt at once, fill the slot's cache, return the last position's logits [V]."""
+    def prefill(self, slot: int, ids: list[int], adapter: str | None, start: int = 0):
+        """Run prompt positions start.. (0..start-1 already cached), fill the slot's cache, return the last position's logits [V]."""
         with self.torch.inference_mode():
-            return llama.logits(self.config, self.weights, self._prompt_hidden(slot, ids, adapter)[:, -1])[0]
+            return llama.logits(self.config, self.weights, self._prompt_hidden(slot, ids, adapter, start)[:, -1])[0]
 
     def prompt_logits(self, ids: list[int], adapter: str | None = None):
         """Logits at every position of `ids` [T, V], through the weights decoding uses (quality checks).
@@ -103,20 +107,27 @@ class LlamaRunner:
         with self.torch.inference_mode():
             return llama.logits(self.config, self.weights, self._prompt_hidden(0, ids, adapter))[0]
 
-    def _prompt_hidden(self, slot: int, ids: list[int], adapter: str | None):
-        """The final hidden states of the whole prompt [1, T, H]; fills the slot's cache."""
+    def _prompt_hidden(self, slot: int, ids: list[int], adapter: str | None, start: int = 0):
+        """The final hidden states of prompt positions start.. [1, T - start, H]; fills the slot's cache."""
         torch = self.torch
         import torch.nn.functional as F
 
-        self.cache.grow(len(ids) + 1)
+        stop = len(ids)
+        self.cache.grow(stop + 1)
         with torch.inference_mode():
-            tokens = torch.tensor([ids], dtype=torch.long)
-            cos, sin = self.cos[: len(ids)], self.sin[: len(ids)]
+            tokens = torch.tensor([ids[start:]], dtype=torch.long)
+            cos, sin = self.cos[start:stop], self.sin[start:stop]
+            # A later chunk attends to everything cached before it, and causally within itself.
+            mask = None if start == 0 else torch.arange(stop).unsqueeze(0) <= torch.arange(start, stop).unsqueeze(1)
 
             def attend(i, q, k, v):
-                self.cache.keys[i][slot, :, : len(ids)] = k[0]
-                self.cache.values[i][slot, :, : len(ids)] = v[0]
-                return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=self.scale, enable_gqa=self.groups > 1)
+                keys, values = self.cache.keys[i], self.cache.values[i]
+                keys[slot, :, start:stop] = k[0]
+                values[slot, :, start:stop] = v[0]
+                if mask is None:
+                    return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=self.scale, enable_gqa=self.groups > 1)
+                return F.scaled_dot_product_attention(q, keys[slot:slot + 1, :, :stop], values[slot:slot + 1, :, :stop], attn_mask=mask,
+                                                      scale=self.scale, enable_gqa=self.groups > 1)
 
             hook = self._lora_hook([(adapter, None)] if adapter else [])
             return llama.forward(self.config, self.weights, tokens, cos, sin, attend, hook)
@@ -126,34 +137,62 @@ class LlamaRunner:
         """One step for slots 0..B-1: row b feeds tokens[b] at positions[b]; returns logits [B, V]."""
         torch = self.torch
 
-        batch = len(tokens)
         length = max(positions) + 1
         self.cache.grow(length)
-        config = self.config
         with torch.inference_mode():
-            pos = torch.tensor(positions, dtype=torch.long)
-            cos, sin = self.cos[pos].view(batch, 1, 1, -1), self.sin[pos].view(batch, 1, 1, -1)
-            rows = torch.arange(batch)
-            # Row b may attend to positions 0..positions[b] of its own slot.
-            mask = (torch.arange(length).unsqueeze(0) <= pos.unsqueeze(1)).view(batch, 1, 1, length)
-
-            def attend(i, q, k, v):
-                keys, values = self.cache.keys[i], self.cache.values[i]
-                keys[rows, :, pos] = k[:, :, 0]
-                values[rows, :, pos] = v[:, :, 0]
-                # One query per row: plain matmuls beat the fused CPU kernel here.
-                # Query heads are grouped under their KV head ([B, kv, groups, hd]),
-                # so the cache is read as is, never repeated per query head.
-                grouped = q.view(batch, config.kv_heads, self.groups, config.head_dim)
-                scores = torch.matmul(grouped, keys[:batch, :, :length].transpose(-1, -2)) * self.scale
-                scores = scores.masked_fill(~mask, float("-inf"))
-                weights = torch.softmax(scores.float(), dim=-1).to(q.dtype)
-                out = torch.matmul(weights, values[:batch, :, :length])
-                return out.view(batch, config.heads, 1, config.head_dim)
-
             tokens_t = torch.tensor(tokens, dtype=torch.long).unsqueeze(1)
-            hidden = llama.forward(config, self.weights, tokens_t, cos, sin, attend, self._lora_hook(_adapter_groups(adapters)))
-            return llama.logits(config, self.weights, hidden[:, -1])
+            pos = torch.tensor(positions, dtype=torch.long)
+            if self.compiled is not None and not any(adapters):
+                return self.compiled(tokens_t, pos, self.cache.keys, self.cache.values, length)
+            return self._decode(tokens_t, pos, self.cache.keys, self.cache.values, length, self._lora_hook(_adapter_groups(adapters)))
+
+    def _decode(self, tokens, pos, keys: list, values: list, length: int, lora=None):
+        """The decode step on tensors (what `compile` hands to torch.compile): logits [B, V]."""
+        torch = self.torch
+        config = self.config
+        batch = tokens.shape[0]
+        cos, sin = self.cos[pos].view(batch, 1, 1, -1), self.sin[pos].view(batch, 1, 1, -1)
+        rows = torch.arange(batch)
+        # Row b may attend to positions 0..positions[b] of its own slot.
+        mask = (torch.arange(length).unsqueeze(0) <= pos.unsqueeze(1)).view(batch, 1, 1, length)
+
+        def attend(i, q, k, v):
+            keys[i][rows, :, pos] = k[:, :, 0]
+            values[i][rows, :, pos] = v[:, :, 0]
+            # One query per row: plain matmuls beat the fused CPU kernel here.
+            # Query heads are grouped under their KV head ([B, kv, groups, hd]),
+            # so the cache is read as is, never repeated per query head.
+            grouped = q.view(batch, config.kv_heads, self.groups, config.head_dim)
+            scores = torch.matmul(grouped, keys[i][:batch, :, :length].transpose(-1, -2)) * self.scale
+            scores = scores.masked_fill(~mask, float("-inf"))
+            weights = torch.softmax(scores.float(), dim=-1).to(q.dtype)
+            out = torch.matmul(weights, values[i][:batch, :, :length])
+            return out.view(batch, config.heads, 1, config.head_dim)
+
+        hidden = llama.forward(config, self.weights, tokens, cos, sin, attend, lora)
+        return llama.logits(config, self.weights, hidden[:, -1])
+
+    def compile(self) -> float:
+        """Compile the decode step with torch.compile (inductor) and warm it up; the seconds it took.
+
+        An eager step runs ~40 small ops per layer from Python; inductor fuses the
+        norms, RoPE and softmax into C++ loops, so a step costs little more than its
+        matmuls. One graph with dynamic shapes serves every batch size and length
+        (size 1 is compiled apart, so both are warmed up here, never inside a request).
+        Rows with a LoRA adapter keep the eager step.
+        """
+        import time
+
+        torch = self.torch
+        start = time.perf_counter()
+        compiled = torch.compile(self._decode, dynamic=True)
+        self.cache.grow(2)
+        with torch.inference_mode():
+            for batch in (1, 2) if self.cache.slots > 1 else (1,):
+                # writes position 1 of the first slots: free slots, overwritten by their next prefill
+                compiled(torch.zeros(batch, 1, dtype=torch.long), torch.ones(batch, dtype=torch.long), self.cache.keys, self.cache.values, 2)
+        self.compiled = compiled
+        return time.perf_counter() - start
 
     def move(self, src: int, dst: int, length: int) -> None:
         self.cache.move(src, dst, length)
@@ -195,7 +234,9 @@ class HFRunner:
         out = self.model(input_ids=ids, cache=cache, use_cache=True, logits_to_keep=1)
         return out.logits[0, -1].float(), cache
 
-    def prefill(self, slot: int, ids: list[int], adapter: str | None):
+    def prefill(self, slot: int, ids: list[int], adapter: str | None, start: int = 0):
+        if start:
+            raise ValueError("the transformers fallback prefills a prompt whole (start must be 0)")
         with self.torch.inference_mode():
             logits, self.caches[slot] = self._forward(self.torch.tensor([ids]), None)
         return logits
