@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 
 import httpx
 import openai
@@ -175,12 +176,20 @@ def test_sigterm_cancels_streams_at_the_deadline(tmp_path):
         running, queued = client.chat.completions.create(**body), client.chat.completions.create(**body)
         first = next(iter(running))  # the role chunk: the first stream holds the only slot
         assert first.choices[0].delta.role == "assistant"
+        plain = []  # a request that is not streamed gets a 503 at the deadline
+        waiter = threading.Thread(target=lambda: plain.append(httpx.post(url + "/v1/chat/completions", timeout=60, json={
+            "model": folder.name, "messages": HI, "max_tokens": 16000, "ignore_eos": True})))
+        waiter.start()
+        while httpx.get(url + "/health").json()["waiting"] < 2:  # both queued behind the running stream
+            time.sleep(0.05)
         process.send_signal(signal.SIGTERM)
         for stream in (running, queued):
             with pytest.raises(openai.APIError) as info:
                 for _ in stream:
                     pass
             assert info.value.body["code"] == "server_shutdown", info.value.body
+        waiter.join(60)
+        assert plain[0].status_code == 503 and assert_openai_error(plain[0].json(), "server_shutdown")
         assert process.wait(timeout=60) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal it caught
     finally:
         if process.poll() is None:
