@@ -195,7 +195,8 @@ class LlamaRunner:
         return time.perf_counter() - start
 
     def move(self, src: int, dst: int, length: int) -> None:
-        self.cache.move(src, dst, length)
+        with self.torch.inference_mode():  # the cache tensors are inference tensors: copying into them outside fails
+            self.cache.move(src, dst, length)
 
     def release(self, slot: int) -> None:
         """Nothing to free: the slot is simply reused."""
