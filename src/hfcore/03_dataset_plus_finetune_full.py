@@ -26,7 +26,7 @@ setup = lesson_setup(out, is_quick())
 
 section("1. The data: OpenAI messages + a tools column")
 examples = read_jsonl(setup.train)
-example = next(e for e in examples if e.meta.get("expected_tool"))
+example = next(e for e in examples if e.meta.get("kind", "call") == "call" and e.meta.get("expected_tool"))  # one call, its result, the answer
 show("files", f"{setup.train} ({len(examples)} conversations), {setup.test}")
 for message in example.messages:
     print("  " + json.dumps(message, ensure_ascii=False)[:150])

@@ -17,8 +17,8 @@ def test_deterministic_and_well_formed(tmp_path):
     again = write_tool_dataset(tmp_path / "again", n_train=60, n_test=20, seed=3)
     assert train_path.read_bytes() == again[0].read_bytes()
     train = read_jsonl(train_path)  # our own reader accepts every line
-    tool_rows = [e for e in train if e.meta["expected_tool"]]
-    assert len(tool_rows) > 40
+    tool_rows = [e for e in train if e.meta["kind"] == "call"]
+    assert len(tool_rows) > 15
     for example in tool_rows:
         call = example.messages[1]["tool_calls"][0]
         offered = [t["function"]["name"] for t in example.tools]
@@ -34,9 +34,15 @@ def test_test_split_holds_out_phrasings_and_values():
     test_templates = {p for s in SCENARIOS for p in s.test_phrasings}
     train_templates = {p for s in SCENARIOS for p in s.train_phrasings}
     assert not test_templates & train_templates
-    train_args = {e.messages[1]["tool_calls"][0]["function"]["arguments"] for e in train if e.meta["expected_tool"] not in (None, "get_current_time")}
-    test_args = {e.messages[1]["tool_calls"][0]["function"]["arguments"] for e in test if e.meta["expected_tool"] not in (None, "get_current_time")}
-    assert not train_args & test_args
+    def arguments(examples):
+        return {c["function"]["arguments"] for e in examples for m in e.messages for c in m.get("tool_calls") or []
+                if c["function"]["name"] != "get_current_time"}
+
+    assert not arguments(train) & arguments(test)
+    train_answers = {m["content"] for e in train for m in e.messages if m["role"] == "assistant" and m["content"] and e.meta["kind"] in ("small_talk", "general")}
+    test_prompts = {user_text(e) for e in test if e.meta["kind"] in ("small_talk", "general")}
+    assert test_prompts and not test_prompts & {user_text(e) for e in train}
+    assert train_answers
 
 
 def test_rendered_with_the_server_renderer_and_trained_on_the_call():
@@ -56,3 +62,46 @@ def test_rendered_with_the_server_renderer_and_trained_on_the_call():
     calls = HERMES.parse(first_turn).calls
     assert [c.name for c in calls] == [example.meta["expected_tool"]]
     assert "<tool_response>" in text and "<tool_response>" not in trained  # tool output is read, not learned
+
+
+def test_mix_teaches_restraint_parallel_calls_and_the_whole_loop():
+    """4 in 10 conversations need no call; near misses withhold the fitting tool; parallel and follow-up turns."""
+    from collections import Counter
+
+    train, _ = make_tool_dataset(n_train=400, n_test=10, seed=0, distractors=1)
+    kinds = Counter(e.meta["kind"] for e in train)
+    no_call = sum(kinds[k] for k in ("small_talk", "general", "near_miss")) / len(train)
+    assert 0.33 < no_call < 0.47 and kinds["parallel"] > 20 and kinds["thanks"] > 15
+    for example in train:
+        offered = [t["function"]["name"] for t in example.tools]
+        calls = [c for m in example.messages for c in m.get("tool_calls") or []]
+        if example.meta["kind"] in ("small_talk", "general", "near_miss"):
+            assert not calls and example.meta["expected_tool"] is None
+        if example.meta["kind"] == "near_miss":
+            assert example.meta["withheld_tool"] not in offered and "can't" in example.messages[-1]["content"]
+        if example.meta["kind"] == "parallel":
+            first = example.messages[1]["tool_calls"]
+            assert len(first) == 2 and first[0]["function"]["arguments"] != first[1]["function"]["arguments"]
+            results = [m for m in example.messages if m["role"] == "tool"]
+            assert [r["tool_call_id"] for r in results] == [c["id"] for c in first]
+            for call in first:  # arguments copied from the user's words
+                for value in json.loads(call["function"]["arguments"]).values():
+                    assert str(value) in user_text(example)
+        if example.meta["kind"] == "thanks":
+            assert [m["role"] for m in example.messages] == ["user", "assistant", "tool", "assistant", "user", "assistant"]
+    near = [e for e in train if e.meta["kind"] == "near_miss" and e.meta["withheld_tool"] == "convert_units"]
+    assert near and all({"convert_currency", "convert_time"} & {t["function"]["name"] for t in e.tools} for e in near)  # similar names offered
+
+
+def test_held_out_eval_scores_the_right_turn():
+    """The eval reads the turn after the last user message: a thank-you expects text, a parallel turn two calls."""
+    from llm_deeper.evals.data import from_chat
+
+    _, test = make_tool_dataset(n_train=0, n_test=60, seed=0, distractors=1)
+    for example in test:
+        scored = from_chat(example, "x")
+        if example.meta["kind"] in ("thanks", "small_talk", "general", "near_miss"):
+            assert scored.expected_calls == [] and scored.reference
+        elif example.meta["kind"] == "parallel":
+            assert len(scored.expected_calls) == 2
+    assert make_tool_dataset(2, 2, seed=0, mix={"call": 1.0})[0][0].meta["kind"] == "call"

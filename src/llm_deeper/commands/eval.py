@@ -182,5 +182,70 @@ def compare_runs(
     _print_comparison(Console(), loaded, folder, resamples, seed)
 
 
+@eval_app.command("bfcl")
+def bfcl(
+    model: str = MODEL_OPTION,
+    adapter: Path = typer.Option(None, "--adapter", "-a", help="PEFT LoRA adapter folder: scored beside the base model (in-process)."),
+    base_url: str = typer.Option(None, "--base-url", help="OpenAI-compatible endpoint instead of in-process; --model is the served name (base or adapter)."),
+    api_key: str = typer.Option(None, "--api-key", envvar="OPENAI_API_KEY", help="API key for --base-url (if the server wants one)."),
+    categories: str = typer.Option("all", "--categories", "-c", help="Comma-separated: simple_python, multiple, parallel, parallel_multiple, irrelevance, or 'all'."),
+    limit: int = typer.Option(None, "--limit", min=1, help="A fixed random sample of N items per category (same --seed, same items)."),
+    tool_choice: str = typer.Option("auto", "--tool-choice", help="auto, required, or both: 'auto,required'."),
+    max_new_tokens: int = typer.Option(256, "--max-new-tokens", "-n", min=1, help="Reply length limit."),
+    max_batch: int = typer.Option(4, "--max-batch", min=1, help="In-process: items decoded together by the engine."),
+    out: Path = typer.Option(None, "--out", "-o", help="Folder for the runs and compare.md (default: under $LLM_DEEPER_HOME/evals)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the sample and the bootstrap."),
+) -> None:
+    """Berkeley Function Calling Leaderboard (v4, AST categories), per category and overall, base vs LoRA. Example: llm-deeper eval bfcl --adapter ADAPTER --limit 20"""
+    import time
+
+    from rich.console import Console
+
+    from ..errors import UserError
+    from ..evals.bfcl import load_category, parse_categories
+    from ..evals.bfcl_run import EngineBackend, OpenAIBackend, run_bfcl, write_comparison
+    from ..evals.report import load_run, write_run
+    from ..paths import artifact_dir
+
+    if base_url and adapter is not None:
+        raise UserError("with --base-url the server applies adapters: pass the adapter's served name as --model instead of --adapter")
+    choices = [c.strip() for c in tool_choice.split(",") if c.strip()]
+    bad = [c for c in choices if c not in ("auto", "required")]
+    if bad or not choices:
+        raise UserError(f"--tool-choice must be auto, required or 'auto,required', got {tool_choice!r}")
+    items = [item for category in parse_categories(categories) for item in load_category(category, limit, seed)]
+    console = Console()
+    folder = out or artifact_dir("evals") / time.strftime("bfcl-%Y%m%d-%H%M%S")
+    engine = None
+    if base_url:
+        backend, targets = OpenAIBackend(base_url, api_key, max_new_tokens), [(model, model)]
+    else:
+        from ..evals.generate import check_adapter
+        from ..inference.engine import Engine
+
+        if adapter is not None:
+            check_adapter(adapter)
+        console.print(f"loading {model}{' + ' + str(adapter) if adapter else ''}")
+        engine = Engine.load(model, loras={"lora": adapter} if adapter else None, max_batch=max_batch, max_queue=max_batch)
+        backend, targets = EngineBackend(engine, max_new_tokens), [("base", None)] + ([("lora", "lora")] if adapter else [])
+    folders = []
+    try:
+        for choice in choices:
+            for name, target in targets:
+                label = f"{name} {choice}" if len(choices) > 1 else name
+                console.print(f"{label}: {len(items)} BFCL items")
+                run = run_bfcl(items, backend, target, choice, label, info={"model": model, "adapter": str(adapter) if target == "lora" else None},
+                               seed=seed, on_done=lambda done: done % 25 == 0 and console.print(f"  {done}/{len(items)}"))
+                where = folder / label.replace(" ", "-").replace("/", "-")
+                write_run(run, where)
+                folders.append(where)
+    finally:
+        if engine is not None:
+            engine.close()
+    _print_comparison(console, [load_run(f) for f in folders], folder, 1000, seed, title="BFCL v4 AST (95% bootstrap intervals)", write=False)
+    table, _ = write_comparison(folders, folder, seed=seed, title="BFCL v4 AST categories")
+    console.print(f"runs:  {', '.join(str(f) for f in folders)}\ntable: {table}")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(eval_app, name="eval")

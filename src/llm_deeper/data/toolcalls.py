@@ -12,8 +12,14 @@ the exact format it will be served with.
 The test split is held out twice over: its questions use phrasings and
 argument values the training split never contains, so a model can only score
 by learning *when* to call *which* tool, not by remembering sentences.
-A small share of conversations needs no tool (the assistant just answers),
-so the model also learns not to call tools for everything.
+
+The mix (`MIX`) teaches restraint and the whole loop, not only selection:
+about a third of the conversations offer tools and need none (small talk,
+questions the tools cannot answer, and near misses: the fitting tool is
+withheld and one with a similar name is offered), some make parallel calls,
+and some go on after the answer (a thank-you, or a second question that needs
+another call). With only 10% no-tool conversations the fine-tuned model
+answered "hello" with a tool call (correct no-call 0.25, issue 16).
 """
 
 from __future__ import annotations
@@ -178,10 +184,63 @@ SMALL_TALK = {
     "train": [("Hi! How are you today?", "I'm doing well, thanks for asking! How can I help you?"),
               ("Thanks, that was helpful.", "You're welcome! Let me know if you need anything else."),
               ("Tell me a fun fact.", "Octopuses have three hearts and blue blood."),
-              ("Write a haiku about autumn.", "Crisp leaves drift and fall,\namber light on quiet paths,\nthe year exhales slow.")],
+              ("Write a haiku about autumn.", "Crisp leaves drift and fall,\namber light on quiet paths,\nthe year exhales slow."),
+              ("hello", "Hello! What can I do for you?"),
+              ("Who are you?", "I'm a small assistant. I can chat and use the tools I'm given when a question needs them."),
+              ("Tell me a joke.", "Why did the scarecrow win an award? Because he was outstanding in his field."),
+              ("Good night!", "Good night! Sleep well."),
+              ("I'm bored.", "How about a short walk, a puzzle, or learning one new word today?"),
+              ("What's your favourite colour?", "I don't have one, but many people love blue.")],
     "test": [("Good morning!", "Good morning! What can I do for you today?"),
-             ("Can you suggest a name for a cat?", "How about Miso? It is short, sweet and easy to call.")],
+             ("Can you suggest a name for a cat?", "How about Miso? It is short, sweet and easy to call."),
+             ("hey there", "Hey! How can I help?"),
+             ("Say something nice.", "You are doing great, and it is good to have you here."),
+             ("How is your day going?", "It's going well, thank you! What can I help you with?")],
 }
+
+# Questions no built-in tool answers: the assistant answers from what it knows.
+GENERAL = {
+    "train": [("Who wrote Romeo and Juliet?", "William Shakespeare wrote Romeo and Juliet."),
+              ("What is the capital of Japan?", "The capital of Japan is Tokyo."),
+              ("How many legs does a spider have?", "A spider has eight legs."),
+              ("What do you get by mixing blue and yellow paint?", "Mixing blue and yellow gives green."),
+              ("Which planet is known as the Red Planet?", "Mars is known as the Red Planet."),
+              ("What language is spoken in Brazil?", "Portuguese is the main language of Brazil."),
+              ("How many continents are there?", "There are seven continents."),
+              ("Who was the first person on the Moon?", "Neil Armstrong was the first person to walk on the Moon, in 1969.")],
+    "test": [("Who painted the Mona Lisa?", "Leonardo da Vinci painted the Mona Lisa."),
+             ("What is the largest ocean on Earth?", "The Pacific Ocean is the largest ocean on Earth."),
+             ("How many days are in a leap year?", "A leap year has 366 days."),
+             ("What gas do plants take in from the air?", "Plants take in carbon dioxide from the air.")],
+}
+
+THANKS = {
+    "train": [("Thanks!", "You're welcome!"), ("Great, thank you.", "Glad I could help!"), ("Perfect, thanks a lot.", "Any time!")],
+    "test": [("Thank you so much.", "You're welcome, happy to help!"), ("Cool, thanks.", "No problem!")],
+}
+
+# What each tool does, for the assistant's answer when the fitting tool is not offered.
+ABILITY = {"get_weather": "check the weather", "calculator": "do that calculation", "convert_units": "convert units",
+           "convert_currency": "convert currencies", "convert_time": "convert times between time zones",
+           "get_current_time": "tell the current time", "search_notes": "search your notes", "define_word": "look up definitions",
+           "city_distance": "measure distances between cities", "create_event": "add calendar events"}
+
+# Two calls in one turn: (scenario tool, train templates, test templates); slots a/b hold each call's values.
+PARALLEL = {
+    "get_weather": (["What's the weather in {city_a} and in {city_b}?", "Weather in {city_a} and {city_b}, please."],
+                    ["How are the conditions in {city_a} and {city_b} right now?"]),
+    "define_word": (["Define {word_a} and {word_b}.", "What do {word_a} and {word_b} mean?"],
+                    ["Explain the words {word_a} and {word_b}."]),
+    "calculator": (["Calculate {expr_a} and {expr_b}.", "What are {expr_a} and {expr_b}?"],
+                   ["Work out both {expr_a} and {expr_b}, please."]),
+}
+
+# Shares of each kind of conversation (they sum to 1); see the module docstring. 40% need
+# no call at all. "second_call" (a second question needing another tool after the first
+# answer) averages ~970 tokens with the default tokenizer, past the recipe's 640-token
+# cut, so the recipe leaves it out; `make_tool_dataset(mix=...)` can add it.
+MIX = {"call": 0.42, "parallel": 0.10, "thanks": 0.08, "second_call": 0.0,
+       "small_talk": 0.14, "general": 0.13, "near_miss": 0.13}
 
 
 def event_arguments(values: Values, phrasing: str) -> dict:
@@ -194,34 +253,111 @@ def event_arguments(values: Values, phrasing: str) -> dict:
     return {"event": event}
 
 
-def make_conversation(rng: random.Random, split: str, registry, distractors: int = 2) -> ChatExample:
-    """One conversation of the given split (a tool call, or small talk about 1 time in 10)."""
+def _call_id(rng: random.Random) -> str:
+    return f"call_{rng.getrandbits(96):024x}"
+
+
+def _tool_turn(rng: random.Random, split: str, registry, scenario: Scenario | None = None) -> tuple[list[dict], str]:
+    """[user, assistant(call), tool] and the final answer text for one question a tool answers."""
     from ..tools.calls import compact_json
 
-    names = registry.names()
-    if rng.random() < 0.1:
-        prompt, answer = rng.choice(SMALL_TALK[split])
-        offered = rng.sample(names, distractors + 1)
-        messages = [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]
-        return ChatExample(messages, registry.subset(offered).schemas(), meta={"expected_tool": None, "split": split})
-    scenario = rng.choice(SCENARIOS)
+    scenario = scenario or rng.choice(SCENARIOS)
     phrasing = rng.choice(scenario.train_phrasings if split == "train" else scenario.test_phrasings)
     values = scenario.draw(rng, split)
     arguments = event_arguments(values, phrasing) if scenario.arguments is None else scenario.arguments(values)
     result = registry.get(scenario.tool)(**arguments)
-    call_id = f"call_{rng.getrandbits(96):024x}"
-    offered = [scenario.tool] + rng.sample([n for n in names if n != scenario.tool], distractors)
-    rng.shuffle(offered)
+    call_id = _call_id(rng)
     messages = [
         {"role": "user", "content": phrasing.format(**values)},
         {"role": "assistant", "content": None, "tool_calls": [{"id": call_id, "type": "function", "function": {"name": scenario.tool, "arguments": compact_json(arguments)}}]},
         {"role": "tool", "tool_call_id": call_id, "name": scenario.tool, "content": compact_json(result)},
-        {"role": "assistant", "content": scenario.reply(result)},
     ]
-    return ChatExample(messages, registry.subset(offered).schemas(), meta={"expected_tool": scenario.tool, "split": split})
+    return messages, scenario.reply(result)
 
 
-def make_tool_dataset(n_train: int = 400, n_test: int = 60, seed: int = 0, distractors: int = 2) -> tuple[list[ChatExample], list[ChatExample]]:
+def _parallel_turn(rng: random.Random, split: str, registry) -> tuple[list[dict], str, str]:
+    """[user, assistant(2 calls), tool, tool], the answer, and the tool (two draws of one scenario)."""
+    from ..tools.calls import compact_json
+
+    tool = rng.choice(sorted(PARALLEL))
+    scenario = next(s for s in SCENARIOS if s.tool == tool)
+    train_templates, test_templates = PARALLEL[tool]
+    while True:  # two different values
+        a, b = scenario.draw(rng, split), scenario.draw(rng, split)
+        if a != b:
+            break
+    slots = {f"{key}_{tag}": value for tag, drawn in (("a", a), ("b", b)) for key, value in drawn.items()}
+    calls, results, answers = [], [], []
+    for drawn in (a, b):
+        arguments = scenario.arguments(drawn)
+        result = registry.get(tool)(**arguments)
+        call_id = _call_id(rng)
+        calls.append({"id": call_id, "type": "function", "function": {"name": tool, "arguments": compact_json(arguments)}})
+        results.append({"role": "tool", "tool_call_id": call_id, "name": tool, "content": compact_json(result)})
+        answers.append(scenario.reply(result))
+    user = rng.choice(train_templates if split == "train" else test_templates).format(**slots)
+    return [{"role": "user", "content": user}, {"role": "assistant", "content": None, "tool_calls": calls}, *results], " ".join(answers), tool
+
+
+def _offer(rng: random.Random, names: list[str], needed: list[str], distractors: int) -> list[str]:
+    """The needed tools plus `distractors` others, shuffled."""
+    offered = list(dict.fromkeys(needed)) + rng.sample([n for n in names if n not in needed], distractors)
+    rng.shuffle(offered)
+    return offered
+
+
+def _near_misses(tool: str, names: list[str]) -> list[str]:
+    """Other tools whose names share a word with `tool` (convert_units → convert_currency, convert_time)."""
+    words = set(tool.split("_"))
+    return [n for n in names if n != tool and words & set(n.split("_"))]
+
+
+def make_conversation(rng: random.Random, split: str, registry, distractors: int = 2, mix: dict[str, float] | None = None) -> ChatExample:
+    """One conversation of the given split, its kind drawn from `mix` (default `MIX`)."""
+    names = registry.names()
+    mix = mix or MIX
+    kind = rng.choices(list(mix), weights=list(mix.values()))[0]
+    meta = {"split": split, "kind": kind}
+    if kind in ("small_talk", "general"):
+        prompt, answer = rng.choice((SMALL_TALK if kind == "small_talk" else GENERAL)[split])
+        messages = [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]
+        return ChatExample(messages, registry.subset(rng.sample(names, distractors + 1)).schemas(), meta={**meta, "expected_tool": None})
+    if kind == "near_miss":
+        scenario = rng.choice(SCENARIOS)
+        phrasing = rng.choice(scenario.train_phrasings if split == "train" else scenario.test_phrasings)
+        values = scenario.draw(rng, split)
+        similar = _near_misses(scenario.tool, names)
+        others = [n for n in names if n != scenario.tool and n not in similar]
+        offered = rng.sample(similar, min(len(similar), distractors + 1))
+        offered += rng.sample(others, distractors + 1 - len(offered))
+        rng.shuffle(offered)
+        answer = f"I can't {ABILITY[scenario.tool]} with the tools I have here ({', '.join(sorted(offered))}), so I can't answer that one."
+        messages = [{"role": "user", "content": phrasing.format(**values)}, {"role": "assistant", "content": answer}]
+        return ChatExample(messages, registry.subset(offered).schemas(), meta={**meta, "expected_tool": None, "withheld_tool": scenario.tool})
+    if kind == "parallel":
+        messages, answer, tool = _parallel_turn(rng, split, registry)
+        messages.append({"role": "assistant", "content": answer})
+        return ChatExample(messages, registry.subset(_offer(rng, names, [tool], distractors)).schemas(), meta={**meta, "expected_tool": tool})
+    messages, answer = _tool_turn(rng, split, registry)
+    messages.append({"role": "assistant", "content": answer})
+    needed = [messages[1]["tool_calls"][0]["function"]["name"]]
+    if kind == "thanks":
+        thanks, reply = rng.choice(THANKS[split])
+        messages += [{"role": "user", "content": thanks}, {"role": "assistant", "content": reply}]
+        meta["expected_tool"] = None  # what is scored: the reply after the last user message
+    elif kind == "second_call":
+        scenario = rng.choice([s for s in SCENARIOS if s.tool not in needed])
+        more, second_answer = _tool_turn(rng, split, registry, scenario)
+        messages += more + [{"role": "assistant", "content": second_answer}]
+        needed.append(scenario.tool)
+        meta["expected_tool"] = scenario.tool
+    else:
+        meta["expected_tool"] = needed[0]
+    return ChatExample(messages, registry.subset(_offer(rng, names, needed, distractors)).schemas(), meta=meta)
+
+
+def make_tool_dataset(n_train: int = 400, n_test: int = 60, seed: int = 0, distractors: int = 2,
+                      mix: dict[str, float] | None = None) -> tuple[list[ChatExample], list[ChatExample]]:
     """(train, test) conversations; the same seed always gives the same files."""
     from datetime import datetime, timezone
 
@@ -233,13 +369,19 @@ def make_tool_dataset(n_train: int = 400, n_test: int = 60, seed: int = 0, distr
 
         raise UserError(f"--distractors must be between 0 and {len(registry) - 1}")
     rng = random.Random(seed)
-    train = [make_conversation(rng, "train", registry, distractors) for _ in range(n_train)]
-    test = [make_conversation(rng, "test", registry, distractors) for _ in range(n_test)]
+    unknown = set(mix or {}) - set(MIX)
+    if unknown:
+        from ..errors import UserError
+
+        raise UserError(f"unknown conversation kind(s) {', '.join(sorted(unknown))}; choose from {', '.join(MIX)}")
+    train = [make_conversation(rng, "train", registry, distractors, mix) for _ in range(n_train)]
+    test = [make_conversation(rng, "test", registry, distractors, mix) for _ in range(n_test)]
     return train, test
 
 
-def write_tool_dataset(out: str | Path, n_train: int = 400, n_test: int = 60, seed: int = 0, distractors: int = 2) -> tuple[Path, Path]:
+def write_tool_dataset(out: str | Path, n_train: int = 400, n_test: int = 60, seed: int = 0, distractors: int = 2,
+                       mix: dict[str, float] | None = None) -> tuple[Path, Path]:
     """Write OUT/train.jsonl and OUT/test.jsonl."""
-    train, test = make_tool_dataset(n_train, n_test, seed, distractors)
+    train, test = make_tool_dataset(n_train, n_test, seed, distractors, mix)
     out = Path(out)
     return write_jsonl(out / "train.jsonl", train), write_jsonl(out / "test.jsonl", test)

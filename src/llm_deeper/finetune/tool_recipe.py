@@ -16,8 +16,8 @@ from typing import Callable
 class ToolRecipe:
     """Sizes of one run of the recipe."""
 
-    n_train: int = 192  # training conversations (about 170 keep their first call within max_length)
-    n_test: int = 30  # held-out conversations (about 9 in 10 expect a tool)
+    n_train: int = 256  # training conversations: 64 steps x 4 sees each once; 4 in 10 need no call (data.toolcalls.MIX)
+    n_test: int = 40  # held-out conversations (about 6 in 10 expect a tool)
     distractors: int = 1  # tools offered besides the right one (each adds ~120 prompt tokens)
     max_length: int = 640  # tokens per conversation: most first calls fit; the longest schemas (create_event) are sometimes cut
     batch_size: int = 4  # conversations per step
@@ -114,7 +114,8 @@ def lesson_setup(folder: Path, quick: bool) -> LessonSetup:
         tiny = folder / "tiny-llama"
         if not (tiny / "config.json").exists():
             save_tiny_model(tiny, "llama", context=4096)  # byte-level tokens: a tool prompt is ~1,500 of them
-        train, test = write_tool_dataset(folder / "data", n_train=4, n_test=3, seed=0, distractors=1)
+        # four conversations: all plain calls, so the lessons' walk-through has one to show
+        train, test = write_tool_dataset(folder / "data", n_train=4, n_test=3, seed=0, distractors=1, mix={"call": 1.0})
         return LessonSetup(str(tiny), train, test, steps=2, batch_size=2, max_length=4096, quick=True)
     train, test = write_tool_dataset(folder / "data", n_train=24, n_test=12, seed=0, distractors=1)
     return LessonSetup(DEFAULT_MODEL, train, test, steps=6, batch_size=2, max_length=896, quick=False)  # every first call fits
