@@ -21,6 +21,7 @@ from typing import AsyncIterator, Callable, TypeVar
 from fastapi import Request
 
 from ..errors import UserError
+from ..inference.constrained import grammar_cache
 from ..inference.engine import ContextLengthError, Engine, QueueFullError, StreamEvent
 from ..inference.sampling import SamplingConfig
 from .errors import APIError
@@ -145,8 +146,6 @@ class Serving:
 
     def compile(self, grammar: Grammar, param: str):
         """The compiled grammar (call through `off_loop`: a large schema takes a while)."""
-        from ..inference.constrained import grammar_cache
-
         try:
             return grammar.compile(grammar_cache(self.engine.tokenizer, self.engine.vocab_size))
         except UserError as exc:
@@ -157,8 +156,6 @@ class Serving:
         """Submit every choice; on any failure cancel those already queued."""
         if self.gate.draining:
             raise APIError(503, "the server is shutting down; send the request to another instance", code="server_shutdown")
-        from ..inference.constrained import grammar_cache
-
         compiled = await self.off_loop(self.compile, grammar, grammar_param) if grammar is not None else None
         cache = grammar_cache(self.engine.tokenizer, self.engine.vocab_size) if compiled is not None else None
         loop, queue = asyncio.get_running_loop(), asyncio.Queue()
