@@ -92,8 +92,9 @@ check("after the correction the tool ran and the loop ended with an answer",
 
 # %% [markdown]
 # ## 3. Parallel calls run concurrently
-# Two slow calls in one turn: each runs in its own thread with its own
-# deadline, so the turn takes about as long as the slowest call, not the sum.
+# Two slow calls in one turn: each runs in its own worker process with its
+# own deadline (a call past it is killed), so the turn takes about as long as
+# the slowest call, not the sum.
 
 # %%
 section("3. Parallel calls")

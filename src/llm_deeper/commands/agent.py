@@ -32,6 +32,10 @@ def agent(
     from ..tools.executor import ExecutorConfig
 
     console = Console(highlight=False)
+    if log:
+        from ..inputs import check_output_file
+
+        check_output_file(log, "--log")  # before the model loads, not after its first turn
     registry = default_registry()
     if tools:
         names = [n.strip() for n in tools.split(",") if n.strip()]

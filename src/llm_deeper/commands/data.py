@@ -26,7 +26,9 @@ def make_tools(
 
     from ..data.toolcalls import make_tool_dataset
     from ..data.sft import write_jsonl
+    from ..inputs import check_output_dir
 
+    check_output_dir(out, "--out")
     train, test = make_tool_dataset(n_train, n_test, seed, distractors)
     console = Console()
     for name, rows in (("train", train), ("test", test)):
@@ -49,9 +51,10 @@ def inspect(
 
     from ..data.sft import read_jsonl
     from ..data.sft_render import IGNORE, tokenize_example, uses_tools
+    from ..inputs import check_data_file
     from ..models.loaders import load_tokenizer
 
-    examples = read_jsonl(path)
+    examples = read_jsonl(check_data_file(path, "PATH"))
     tokenizer = load_tokenizer(model)
     rows = [tokenize_example(tokenizer, e) for e in examples]
     lengths = sorted(len(r.input_ids) for r in rows)

@@ -75,8 +75,15 @@ def evaluate(
     from ..evals.runner import EvalConfig, parse_metrics
     from ..paths import artifact_dir
 
+    from ..inputs import check_data_file, check_input_dir, check_output_dir
+
     if data is None:
         raise UserError("missing --data FILE: a JSONL data set or a .txt file (see `llm-deeper eval --help`)")
+    check_data_file(data, "--data", " (make a tool set with `llm-deeper data make-tools`, or pass any JSONL / .txt file)")
+    if adapter is not None:
+        check_input_dir(adapter, "--adapter", "PEFT adapter folder")
+    if out is not None:
+        check_output_dir(out, "--out")
     if with_base and adapter is None:
         raise UserError("--with-base compares the base model with an adapter: add --adapter DIR")
     if base_url and adapter is not None:
@@ -175,8 +182,11 @@ def compare_runs(
     from rich.console import Console
 
     from ..evals.report import load_run
+    from ..inputs import check_output_dir
     from ..paths import artifact_dir
 
+    if out is not None:
+        check_output_dir(out, "--out")
     loaded = [load_run(path) for path in runs]
     folder = out or artifact_dir("evals") / time.strftime("compare-%Y%m%d-%H%M%S")
     _print_comparison(Console(), loaded, folder, resamples, seed)

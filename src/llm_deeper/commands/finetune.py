@@ -42,6 +42,15 @@ def finetune(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from ..finetune.config import FinetuneConfig
+    from ..inputs import check_data_file, check_output_dir
+
+    check_data_file(data, "--data", " (make one with `llm-deeper data make-tools --out DIR`)")
+    if eval_data is not None:
+        check_data_file(eval_data, "--eval-data")
+    check_output_dir(output, "--output")  # before training, not after it
+    from ..models.registry import resolve
+
+    resolve(model)  # a bad --model is one line before anything loads
     from ..finetune.loop import train
 
     config = FinetuneConfig(
@@ -82,7 +91,10 @@ def merge(
     from rich.console import Console
 
     from ..finetune.merge import merge_adapter
+    from ..inputs import check_input_dir, check_output_dir
 
+    check_input_dir(adapter, "--adapter", "PEFT adapter folder written by `llm-deeper finetune --method lora`")
+    check_output_dir(output, "--output")
     folder = merge_adapter(model, adapter, output)
     Console().print(f"[green]✓[/] merged model → {folder} (use it with --model {folder})")
 

@@ -45,7 +45,11 @@ def serve(
     from ..serve.app import create_app
     from ..serve.shutdown import GracefulServer
 
+    from ..inputs import check_input_dir
+
     adapters = parse_lora(lora)
+    for name, folder in adapters.items():
+        check_input_dir(folder, f"--lora {name}=", "PEFT adapter folder")
     console = Console(stderr=True)
     with console.status(f"loading {model}" + (" and compiling its decode step" if compile_decode else "")):
         engine = Engine.load(model, dtype=dtype, loras=adapters, max_batch=max_concurrency, max_queue=max_queue, max_len=max_model_len,

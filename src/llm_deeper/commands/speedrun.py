@@ -29,6 +29,14 @@ def speedrun(
     from ..speedrun.report_html import write_html_report
 
     console = Console()
+    if out is not None:
+        from ..inputs import check_output_dir
+
+        check_output_dir(out, "--out")
+    if not list_stages:
+        from ..models.registry import resolve
+
+        resolve(model)  # a bad --model is one line now, not a failed stage minutes later
     stages = discover([w.strip() for w in only.split(",") if w.strip()] if only else None)
     if list_stages or not stages:
         for stage in stages:

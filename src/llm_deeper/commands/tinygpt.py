@@ -19,8 +19,23 @@ def default_run_dir() -> Path:
     return artifact_dir("tinygpt") / "default"
 
 
+# What --quick changes, for the flags a user did not give (an explicit flag always wins).
+QUICK_SETTINGS = {"layers": 2, "heads": 2, "embd": 64, "context": 64, "steps": 60, "batch_size": 8, "vocab_size": 320,
+                  "warmup": 10, "eval_every": 0, "checkpoint_every": 0}
+
+
+def quick_defaults(ctx: typer.Context, values: dict) -> dict:
+    """`values` with --quick's settings in place of every flag left at its default."""
+    def given(name: str) -> bool:  # by name: typer may carry its own copy of click's ParameterSource
+        source = ctx.get_parameter_source(name)
+        return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
+
+    return {name: (value if given(name) or name not in QUICK_SETTINGS else QUICK_SETTINGS[name]) for name, value in values.items()}
+
+
 @tinygpt_app.command("train")
 def train_command(
+    ctx: typer.Context,
     text: Path = typer.Option(None, "--text", help="UTF-8 text file to train on (default: Python stdlib docstrings)."),
     out: Path = typer.Option(None, "--out", "-o", help="Run folder for checkpoint.pt and loss.png (default: $LLM_DEEPER_HOME/tinygpt/default)."),
     tokenizer: str = typer.Option("bpe", "--tokenizer", help="'bpe' (byte-level BPE) or 'char'."),
@@ -57,14 +72,19 @@ def train_command(
     from ..scratch.tinygpt import TinyGPTConfig
     from ..train.config import TrainConfig
     from ..train.loop import train
+    from ..inputs import check_data_file, check_output_dir
     from ..train.text import prepare
 
+    if text is not None:
+        check_data_file(text, "--text")
+    out = check_output_dir(out or default_run_dir(), "--out")  # before the corpus is built and the model trained
     if quick:
-        layers, heads, embd, context, steps, batch_size, vocab_size = 2, 2, 64, 64, min(steps, 60), 8, min(vocab_size, 320)
-        warmup, eval_every, checkpoint_every = min(warmup, 10), 0, 0
+        chosen = quick_defaults(ctx, {"layers": layers, "heads": heads, "embd": embd, "context": context, "steps": steps, "batch_size": batch_size,
+                                      "vocab_size": vocab_size, "warmup": warmup, "eval_every": eval_every, "checkpoint_every": checkpoint_every})
+        layers, heads, embd, context, steps, batch_size = (chosen[k] for k in ("layers", "heads", "embd", "context", "steps", "batch_size"))
+        vocab_size, warmup, eval_every, checkpoint_every = (chosen[k] for k in ("vocab_size", "warmup", "eval_every", "checkpoint_every"))
     main = int(os.environ.get("RANK", "0")) == 0
     console = Console(quiet=not main)
-    out = (out or default_run_dir()).expanduser()
     with console.status("building corpus and tokenizer"):
         corpus, tok, data = prepare(text, tokenizer, vocab_size, context, max_chars=300_000 if quick else None)
     try:
@@ -131,8 +151,11 @@ def export_command(
     from rich.console import Console
 
     from ..convert.tinygpt_export import export_hf, logits_parity
+    from ..inputs import check_output_dir
     from ..train.checkpoint import model_from_checkpoint
 
+    if out is not None:
+        check_output_dir(out, "--out")
     run = run or default_run_dir()
     model, tok, ckpt = model_from_checkpoint(run)
     out = out or Path(ckpt["path"]).parent / "hf"

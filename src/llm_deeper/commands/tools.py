@@ -67,13 +67,26 @@ def conformance(
     max_tokens: int = typer.Option(400, "--max-tokens", min=16, help="Token limit of each request."),
 ) -> None:
     """Check a server's tool calling (streaming, tool_choice, parallel calls, errors). Example: llm-deeper tools conformance --base-url http://127.0.0.1:8000/v1"""
+    import openai
     from rich.console import Console
     from rich.table import Table
 
+    from ..errors import UserError
     from ..tools.conformance import Conformance
 
     console = Console()
     suite = Conformance(base_url, model, api_key, max_tokens)
+    # One request first: an unreachable server or a refused key is one line, not a traceback or a table of failures.
+    try:
+        listed = suite.client.models.list().data
+    except openai.APIStatusError as exc:
+        raise UserError(f"{base_url} answered HTTP {exc.status_code} to GET /models: {exc.message}") from None
+    except openai.APIConnectionError as exc:
+        raise UserError(f"cannot reach {base_url} ({exc.__cause__ or exc}); is the server running?") from None
+    if suite.model is None:
+        if not listed:
+            raise UserError(f"{base_url} serves no models (GET /models is empty); pass --model NAME")
+        suite.model = listed[0].id
     results = suite.run(on_result=lambda r: console.print(("[green]✓[/] " if r.passed else "[red]✗[/] ") + r.name, highlight=False))
     table = Table(title=f"Tool-calling conformance: {base_url} ({suite.model})")
     for column in ("check", "result", "detail", "s"):

@@ -48,24 +48,29 @@ class ChatExample:
 
 
 def jsonl_records(path: Path) -> Iterator[tuple[str, object]]:
-    """("file:line", parsed JSON) for each non-blank line; a bad line says where it is."""
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{number}"
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataFormatError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
-            yield where, record
+    """("file:line", parsed JSON) for each non-blank line; a bad line says where it is.
+
+    Read line by line under the per-line size limit (`inputs.max_line_bytes`):
+    one huge line fails at once instead of being parsed and trained on.
+    """
+    from ..inputs import text_lines
+
+    for number, line in text_lines(path):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataFormatError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+        yield where, record
 
 
 def read_jsonl(path: str | Path) -> list[ChatExample]:
     """All examples of a JSONL file; blank lines are skipped."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataFormatError(f"data file {path} does not exist (make one with `llm-deeper data make-tools --out DIR`)")
+    from ..inputs import check_data_file
+
+    path = check_data_file(path, "data file", " (make one with `llm-deeper data make-tools --out DIR`)")
     examples = [parse_record(record, where) for where, record in jsonl_records(path)]
     if not examples:
         raise DataFormatError(f"{path}: no examples (the file is empty)")

@@ -60,12 +60,11 @@ def from_chat(chat, where: str) -> EvalExample:
 def read_examples(path: str | Path, limit: int | None = None) -> list[EvalExample]:
     """Examples of a JSONL file (any fine-tuning shape, or {"text": ...}) or a .txt file."""
     from ..data.sft import jsonl_records, parse_record
+    from ..inputs import check_data_file, text_lines
 
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"data file {path} does not exist (make a tool set with `llm-deeper data make-tools`, or pass any JSONL / .txt file)")
+    path = check_data_file(path, "data file", " (make a tool set with `llm-deeper data make-tools`, or pass any JSONL / .txt file)")
     if path.suffix.lower() == ".txt":
-        text = path.read_text(encoding="utf-8")
+        text = "".join(line for _, line in text_lines(path))
         if not text.strip():
             raise UserError(f"{path}: the text file is empty")
         return [EvalExample(id=str(path), prompt=[], text=text)]

@@ -148,7 +148,8 @@ class AgentResult:
     answer: str  # the final text answer ("" if the step limit was hit first)
     messages: list[dict]  # the whole conversation, OpenAI shape
     steps: list[AgentStep]  # what happened, in order
-    stopped: str  # "answer" | "max_steps" | "no_tool_call" (a turn that had to call a tool did not)
+    stopped: str  # "answer" | "max_steps" | "no_tool_call" (a turn that had to call a tool did not) | "repeated_failure"
+    reason: str = ""  # why the loop stopped without an answer (empty after an answer)
 
 
 @dataclass
@@ -160,6 +161,7 @@ class AgentConfig:
     followup_tool_choice: object = "auto"  # for later turns ("none" forces an answer after the tools ran)
     parallel_tool_calls: bool = True  # allow several calls in one turn
     system: str | None = None  # system prompt (the tool prompt is added by the renderer)
+    max_identical_failures: int = 3  # the same call failing this often stops the loop (a model stuck in a rut)
 
 
 def _requires_call(choice) -> bool:
@@ -183,6 +185,7 @@ class Agent:
             messages.insert(0, {"role": "system", "content": self.config.system})
         tools = self.registry.schemas()
         steps: list[AgentStep] = []
+        failures: dict[tuple[str, str], int] = {}  # (tool, arguments) -> times that exact call failed
         for index in range(1, self.config.max_steps + 1):
             start = time.perf_counter()
             choice = self.config.tool_choice if index == 1 else self.config.followup_tool_choice
@@ -200,7 +203,24 @@ class Agent:
                 # A turn that had to call a tool but did not (a cut-off call) is not an answer.
                 stopped = "no_tool_call" if _requires_call(choice) else "answer"
                 return AgentResult((message.get("content") or "").strip(), messages, steps, stopped)
-        return AgentResult("", messages, steps, "max_steps")
+            stuck = self._repeated_failure(step.results, failures)
+            if stuck:
+                return AgentResult("", messages, steps, "repeated_failure", stuck)
+        return AgentResult("", messages, steps, "max_steps", f"no answer within {self.config.max_steps} model turns")
+
+    def _repeated_failure(self, results: list[ToolResult], failures: dict[tuple[str, str], int]) -> str:
+        """Why to stop, if an identical call has now failed `max_identical_failures` times; else ""."""
+        from .calls import compact_json
+
+        for result in results:
+            if result.ok:
+                continue
+            key = (result.call.name, compact_json(result.call.arguments))
+            failures[key] = failures.get(key, 0) + 1
+            if failures[key] >= self.config.max_identical_failures:
+                shown = f"{result.call.name}({key[1][:120]})"
+                return f"the model made the same failing call {failures[key]} times: {shown} -> {result.content[:200]}"
+        return ""
 
     def _record(self, step: AgentStep) -> None:
         calls = ", ".join(f"{c['function']['name']}({c['function']['arguments']})" for c in step.message.get("tool_calls") or [])

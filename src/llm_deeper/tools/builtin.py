@@ -21,7 +21,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
-from .calculator import evaluate
+from .calculator import MAX_EXPRESSION_CHARS, PATTERN, evaluate
 from .calls import compact_json
 from .registry import ToolError, ToolRegistry
 
@@ -51,7 +51,8 @@ CityName = Annotated[str, {"minLength": 1, "maxLength": 40}]
 ShortText = Annotated[str, {"minLength": 1, "maxLength": 80}]
 ClockTime = Annotated[str, {"pattern": r"^([01]?[0-9]|2[0-3]):[0-5][0-9]$"}]
 IsoDate = Annotated[str, {"pattern": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"}]
-Expression = Annotated[str, {"pattern": r"^[0-9a-z+*/%^(). ,-]{1,120}$"}]
+# The calculator's own form (calculator.PATTERN): what the grammar lets a model write, the evaluator reads.
+Expression = Annotated[str, {"pattern": PATTERN, "maxLength": MAX_EXPRESSION_CHARS}]
 
 
 # ── units ─────────────────────────────────────────────────────────────────────
