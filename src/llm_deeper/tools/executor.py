@@ -100,7 +100,9 @@ class ToolExecutor:
         return None
 
     def _refusal(self, call: ToolCall, message: str, kind: str) -> ToolResult:
-        return ToolResult(call, cut(message, self.config.max_output_chars), False, 0.0, kind)
+        # Not cut as a whole: the schema in it is what the model needs to correct itself, and the
+        # parts that echo the model's input (a name, a quoted argument) are already cut.
+        return ToolResult(call, message, False, 0.0, kind)
 
     def run(self, calls: list[ToolCall]) -> list[ToolResult]:
         """Run the calls concurrently, each in a worker process; results come back in call order."""
