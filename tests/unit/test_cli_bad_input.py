@@ -137,23 +137,23 @@ def invocations(files: dict[str, Path]):
         needed = [p for p in command.params if getattr(p, "required", False) or p.name == "data"]
         yield path, [*path, "--no-such-flag"], "--no-such-flag"
         for param in command.params:
-            others, fillers = [], []
-            for other in needed:
-                if other is param:
-                    continue
-                value = filler(other, files)
-                fillers.append(ROLES.get(other.name))
-                others += [value] if other.param_type_name == "argument" else [other.opts[0], value]
-            # A filler that is itself refused first (a folder that is no adapter, an unreachable server) may be named instead.
-            named = not {"in_dir", "url"} & set(fillers)
             flag = param.opts[0] if param.param_type_name == "option" else None
             cases: list[tuple[str, str | None]] = []
             if param.param_type_name == "option" and getattr(param, "min", None) is not None and not getattr(param, "is_flag", False):
                 cases.append((str(param.min - 1), flag))
             if param.name in ROLES:
-                cases += [(str(v), Path(str(v).split("=")[-1]).name if named else None) for v in bad_values(ROLES[param.name], files)]
+                cases += [(str(v), Path(str(v).split("=")[-1]).name) for v in bad_values(ROLES[param.name], files)]
             for value, expect in cases:
-                yield path, [*path, *others, *([flag, value] if flag else [value])], expect
+                argv, fillers = list(path), []
+                for other in command.params:  # in declaration order, so positional arguments land in place
+                    if other is param:
+                        argv += [flag, value] if flag else [value]
+                    elif other in needed:
+                        fillers.append(ROLES.get(other.name))
+                        given = filler(other, files)
+                        argv += [given] if other.param_type_name == "argument" else [other.opts[0], given]
+                # A filler refused first (a folder that is no adapter, an unreachable server) may be named instead.
+                yield path, argv, expect if not {"in_dir", "url"} & set(fillers) else None
 
 
 def run_cli_in_process(argv: list[str], capsys) -> tuple[int, str]:
