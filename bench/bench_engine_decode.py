@@ -109,13 +109,13 @@ def main() -> None:
     import torch
 
     from llm_deeper.inference.engine import Engine
-    from llm_deeper.inference.hf_stream import chat_input_ids
+    from llm_deeper.chat_format import prompt_ids
     from llm_deeper.models.loaders import load_model
 
     messages = [{"role": "user", "content": "Tell me a story about a lighthouse keeper."}]
     fp32 = load_model("smollm2-135m-instruct", dtype="float32")
     bf16 = load_model("smollm2-135m-instruct", dtype="bfloat16")
-    ids = chat_input_ids(fp32.tokenizer, messages)
+    ids = torch.tensor([prompt_ids(fp32.tokenizer, messages)])
     # Our engine in each weight format; bf16, int8 and int4 are explicit choices (quality: bench_engine_quality.py).
     engines = {"fp32": Engine(fp32, max_batch=8), "bf16": Engine(bf16, max_batch=8),
                "int8": Engine(bf16, max_batch=8, quant="int8"), "int4": Engine(bf16, max_batch=8, quant="int4")}

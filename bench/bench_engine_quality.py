@@ -35,11 +35,11 @@ def answer_logprobs(runner, tokenizer, pairs) -> list:
     """Per record: log-probabilities [answer tokens, V] of every next token over the answer."""
     import torch
 
-    from llm_deeper.inference.hf_stream import chat_input_ids
+    from llm_deeper.chat_format import prompt_ids
 
     out = []
     for messages, answer in pairs:
-        prompt = chat_input_ids(tokenizer, messages)[0].tolist()
+        prompt = prompt_ids(tokenizer, messages)
         reply = tokenizer(answer + "<|im_end|>", add_special_tokens=False)["input_ids"]
         logits = runner.prompt_logits(prompt + reply)
         # position t predicts token t+1: the answer's tokens are predicted from len(prompt)-1 on
@@ -49,11 +49,11 @@ def answer_logprobs(runner, tokenizer, pairs) -> list:
 
 def greedy(runner, tokenizer, pairs, tokens: int) -> list[list[int]]:
     """Greedy continuations (EOS ignored, fixed length) through prefill + decode."""
-    from llm_deeper.inference.hf_stream import chat_input_ids
+    from llm_deeper.chat_format import prompt_ids
 
     answers = []
     for messages, _ in pairs:
-        prompt = chat_input_ids(tokenizer, messages)[0].tolist()
+        prompt = prompt_ids(tokenizer, messages)
         ids = [int(runner.prefill(0, prompt, None).argmax())]
         for step in range(tokens - 1):
             ids.append(int(runner.decode([ids[-1]], [len(prompt) + step], [None])[0].argmax()))

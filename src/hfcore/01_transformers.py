@@ -15,7 +15,7 @@ Takes ~15 s on 2 CPU cores (the default model loads in ~2 s).
 # %%
 import torch
 
-from llm_deeper.inference.hf_stream import chat_input_ids
+from llm_deeper.chat_format import prompt_ids
 from llm_deeper.inference.sampling import SamplingConfig
 from llm_deeper.lesson import check, close, done, section, show
 from llm_deeper.models.inspect import count_parameters
@@ -96,7 +96,7 @@ check("three examples in the prompt make the right answer far more likely (> 100
 
 # %%
 section("5. generate: greedy and sampled")
-prompt = chat_input_ids(tokenizer, messages)
+prompt = torch.tensor([prompt_ids(tokenizer, messages)])
 greedy = SamplingConfig(max_new_tokens=12, temperature=0.0)
 with torch.no_grad():
     a = model.generate(prompt, attention_mask=torch.ones_like(prompt), pad_token_id=2, **greedy.generate_kwargs())

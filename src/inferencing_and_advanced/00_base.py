@@ -21,8 +21,8 @@ import time
 
 import torch
 
+from llm_deeper.chat_format import prompt_ids
 from llm_deeper.inference.engine import Engine
-from llm_deeper.inference.hf_stream import chat_input_ids
 from llm_deeper.inference.kv_cache import SlotKVCache
 from llm_deeper.inference.penalties import apply_penalties, pick_token
 from llm_deeper.inference.sampling import SamplingConfig
@@ -44,7 +44,7 @@ loaded = load_model("smollm2-135m-instruct")
 model, tokenizer = loaded.model, loaded.tokenizer
 config = model.config
 messages = [{"role": "user", "content": "What is the capital of France? Answer in one sentence."}]
-prompt = chat_input_ids(tokenizer, messages)
+prompt = torch.tensor([prompt_ids(tokenizer, messages)])
 show("prompt tokens", prompt.shape[1])
 show("layers / kv heads / head dim", f"{config.num_hidden_layers} / {config.num_key_value_heads} / {config.head_dim}")
 check("the prompt ends with the assistant header", tokenizer.decode(prompt[0, -3:]).strip().endswith("assistant"))

@@ -13,7 +13,7 @@ def run_chat(model_name: str, config: SamplingConfig, system: str | None = None,
     """Read user turns until EOF; stream each reply as it is generated."""
     from rich.console import Console
 
-    from .inference.hf_stream import chat_input_ids, stream_generate
+    from .inference.engine import Engine
     from .models.loaders import load_model
 
     stdin = stdin or sys.stdin
@@ -22,6 +22,11 @@ def run_chat(model_name: str, config: SamplingConfig, system: str | None = None,
     with console.status(f"loading {model_name}"):
         loaded = load_model(model_name)
     console.print(f"[dim]{loaded.ref.display_name} loaded in {loaded.seconds:.1f} s — {HELP}[/]")
+    with Engine(loaded, max_batch=1) as engine:
+        _loop(engine, config, system, stdin, stdout, console)
+
+
+def _loop(engine, config: SamplingConfig, system: str | None, stdin, stdout, console) -> None:
     start = [{"role": "system", "content": system}] if system else []
     messages = list(start)
     while True:
@@ -46,9 +51,9 @@ def run_chat(model_name: str, config: SamplingConfig, system: str | None = None,
         messages.append({"role": "user", "content": text})
         stdout.write("bot> ")
         pieces = []
-        for piece in stream_generate(loaded.model, loaded.tokenizer, chat_input_ids(loaded.tokenizer, messages), config):
-            pieces.append(piece)
-            stdout.write(piece)
+        for event in engine.stream(messages, config):  # the user's text stays plain text (chat_format)
+            pieces.append(event.text)
+            stdout.write(event.text)
             stdout.flush()
         stdout.write("\n")
         messages.append({"role": "assistant", "content": "".join(pieces).strip()})

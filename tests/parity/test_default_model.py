@@ -5,14 +5,15 @@ import json
 import pytest
 import torch
 
-from llm_deeper.inference.hf_stream import chat_reply
+from llm_deeper.inference.engine import Engine
 from llm_deeper.inference.sampling import SamplingConfig
 
 pytestmark = pytest.mark.slow
 
 
 def test_greedy_answer_names_paris(default_model):
-    reply = chat_reply(default_model.model, default_model.tokenizer, [{"role": "user", "content": "What is the capital of France?"}], SamplingConfig(max_new_tokens=20))
+    with Engine(default_model, max_batch=1) as engine:
+        reply = engine.generate([{"role": "user", "content": "What is the capital of France?"}], SamplingConfig(max_new_tokens=20)).text
     assert "Paris" in reply
 
 

@@ -9,15 +9,15 @@ from llm_deeper.inference.sampling import SamplingConfig
 def test_history_grows_and_resets(tiny_llama_dir, monkeypatch):
     seen = []
 
-    import llm_deeper.inference.hf_stream as hf_stream
+    from llm_deeper.inference.engine import Engine
 
-    original = hf_stream.chat_input_ids
+    original = Engine.encode
 
-    def recording(tokenizer, messages):
-        seen.append([m["role"] for m in messages])
-        return original(tokenizer, messages)
+    def recording(self, prompt, tools=None):
+        seen.append([m["role"] for m in prompt])
+        return original(self, prompt, tools)
 
-    monkeypatch.setattr(hf_stream, "chat_input_ids", recording)
+    monkeypatch.setattr(Engine, "encode", recording)
     out = io.StringIO()
     chat_repl.run_chat(str(tiny_llama_dir), SamplingConfig(max_new_tokens=2), system="be brief", stdin=io.StringIO("a\nb\n/reset\nc\n"), stdout=out)
     assert seen == [

@@ -105,20 +105,18 @@ def generate(
     """One-shot generation, streamed to stdout. Example: llm-deeper generate -p "What is the capital of France?" -t 0"""
     import sys
 
-    from ..inference.hf_stream import chat_input_ids, stream_generate
+    from ..inference.engine import Engine
     from ..inference.sampling import SamplingConfig
     from ..models.loaders import load_model
 
     config = SamplingConfig(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k, seed=seed).validate()
     loaded = load_model(model)
-    if raw:
-        input_ids = loaded.tokenizer(prompt, return_tensors="pt")["input_ids"]
-    else:
-        messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
-        input_ids = chat_input_ids(loaded.tokenizer, messages)
-    for piece in stream_generate(loaded.model, loaded.tokenizer, input_ids, config):
-        sys.stdout.write(piece)
-        sys.stdout.flush()
+    # --raw: the text as is (the tokenizer adds its BOS, as for any text); else chat messages.
+    request = prompt if raw else ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
+    with Engine(loaded, max_batch=1) as engine:
+        for event in engine.stream(request, config):
+            sys.stdout.write(event.text)
+            sys.stdout.flush()
     sys.stdout.write("\n")
 
 
