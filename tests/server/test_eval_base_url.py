@@ -60,7 +60,6 @@ def chatty_dir(tmp_path_factory):
 def test_base_url_matches_in_process_greedy(tmp_path, chatty_dir):
     from peft import LoraConfig, get_peft_model
 
-    from llm_deeper.evals.generate import load_adapter
     from llm_deeper.inference.engine import Engine
     from llm_deeper.models.tiny import tiny_llama
     from llm_deeper.serve.app import create_app
@@ -74,10 +73,8 @@ def test_base_url_matches_in_process_greedy(tmp_path, chatty_dir):
     engine = Engine.load(str(chatty_dir), loras={"lora": str(adapter)}, max_batch=2)
     try:
         examples = read_examples(data)
-        local = {"base": local_run(engine.loaded, examples, config, "base")}
-        tuned = load_adapter(engine.loaded.model, adapter)  # PEFT in-process; the engine applies the same adapter its own way
-        local["lora"] = local_run(engine.loaded, examples, config, "lora", model=tuned, adapter=adapter)
-        engine.loaded.model = tuned.unload()
+        # In process: the same engine, base and adapter by name, all prompts batched.
+        local = {"base": local_run(engine, examples, config, "base"), "lora": local_run(engine, examples, config, "lora", adapter="lora")}
         with BackgroundServer(create_app(engine)) as server:
             for name in ("base", "lora"):
                 result = run_cli("eval", "--base-url", server.url + "/v1", "--model", engine.name if name == "base" else "lora", "--data", str(data),

@@ -109,9 +109,12 @@ def test_report_round_trip_compare_and_chart(tmp_path):
 
 
 def test_local_generator_equals_plain_generate_and_parses_hermes_calls():
+    from llm_deeper.inference.engine import Engine
+
     model, tok = tiny_llama(seed=1), tiny_tokenizer()
     messages = [{"role": "user", "content": "hi"}]
-    reply = LocalGenerator(model, tok, SamplingConfig(max_new_tokens=6, temperature=0.0))(messages)
+    with Engine.from_model(model, tok, max_batch=2) as engine:
+        reply = LocalGenerator(engine, SamplingConfig(max_new_tokens=6, temperature=0.0))(messages)
     ids = tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)["input_ids"]
     out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=6, do_sample=False, pad_token_id=2)
     assert reply.text == tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True).strip()
@@ -121,15 +124,20 @@ def test_local_generator_equals_plain_generate_and_parses_hermes_calls():
 
 
 def test_batched_generation_equals_one_by_one():
+    from llm_deeper.inference.engine import Engine
+
     model, tok = tiny_llama(seed=2), tiny_tokenizer()
     with torch.no_grad():  # larger random weights: varied tokens with clear margins (default init repeats one token)
         generator = torch.Generator().manual_seed(2)
         for name, param in model.named_parameters():
             if "norm" not in name:
                 param.normal_(0, 0.5, generator=generator)
-    local = LocalGenerator(model, tok, SamplingConfig(max_new_tokens=6, temperature=0.0))
     prompts = [([{"role": "user", "content": text}], None) for text in ("hi", "a much longer question here?", "ok")]
-    batched = local.batch(prompts)
-    single = [local(messages) for messages, _ in prompts]
+    with Engine.from_model(model, tok, max_batch=3) as engine:
+        local = LocalGenerator(engine, SamplingConfig(max_new_tokens=6, temperature=0.0))
+        steps = engine.steps
+        batched = local.batch(prompts)
+        assert engine.steps - steps < 3 * 5  # the three shared decode steps
+        single = [local(messages) for messages, _ in prompts]
     assert [g.text for g in batched] == [g.text for g in single]
     assert len({g.text for g in single}) == 3 and all(g.completion_tokens == 6 for g in batched)

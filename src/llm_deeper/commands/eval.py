@@ -49,7 +49,7 @@ def evaluate(
     metrics: str = typer.Option("rouge,tools", "--metrics", help="Comma-separated: ppl, rouge, bertscore, exact, tools, or 'all'."),
     limit: int = typer.Option(None, "--limit", min=1, help="Score only the first N examples."),
     max_new_tokens: int = typer.Option(128, "--max-new-tokens", "-n", min=1, help="Reply length limit."),
-    batch_size: int = typer.Option(1, "--batch-size", "-b", min=1, help="In-process prompts per left-padded generate call (1 = the reference; on 2 CPU cores 8 measured slower, see bench/RESULTS.md)."),
+    batch_size: int = typer.Option(8, "--batch-size", "-b", min=1, help="In-process: requests the engine decodes together (continuous batching; 1 = one at a time)."),
     temperature: float = typer.Option(0.0, "--temperature", "-t", min=0.0, max=2.0, help="0 = greedy (reproducible)."),
     constrain: bool = typer.Option(False, "--constrain", help="In-process: hold started tool calls to their schemas, as `llm-deeper serve` does."),
     stem: bool = typer.Option(False, "--stem", help="Porter-stem words before ROUGE matching."),
@@ -133,11 +133,12 @@ def evaluate(
                 _print_comparison(console, [load_run(f) for f in result.folders], folder, config.resamples, config.seed, write=False)
                 console.print(f"runs:  {', '.join(str(f) for f in result.folders)}\ntable: {result.comparison_md}\nchart: {result.chart}")
                 return
-            from ..evals.generate import load_adapter
             from ..evals.suite import local_run
+            from ..inference.engine import Engine
 
-            tuned = load_adapter(loaded.model, adapter) if adapter else None
-            run = local_run(loaded, examples, config, name, model=tuned, adapter=adapter, data=data, on_progress=on_progress)
+            with Engine(loaded, adapters={name: adapter} if adapter else None, max_batch=config.batch_size,
+                        name=f"{name}-base" if adapter and name == loaded.ref.display_name else None) as engine:
+                run = local_run(engine, examples, config, name, adapter=name if adapter else None, data=data, on_progress=on_progress)
             runs = [(run, folder)]
     for run, where in runs:
         write_run(run, where)

@@ -1,11 +1,12 @@
 """The model under test, behind one call: messages (+ tools) → reply.
 
 Two backends give the same `Generation`:
-- `LocalGenerator`: a model loaded in this process (transformers), optionally
-  with a PEFT LoRA adapter on top; the prompt is rendered by the same code
-  the trainer and the server use (tool schemas included), and tool calls are
-  parsed out of the reply with the project's tool-call parser. By default
-  decoding is unconstrained, so the scores show what the model learned; with
+- `LocalGenerator`: the engine in this process, the base model or one of its
+  LoRA adapters by name; all prompts of a run decode together (continuous
+  batching); the prompt comes from `chat_format`, the code the trainer and
+  the server use (tool schemas included), and tool calls are parsed out of
+  the reply with the project's tool-call parser. By default decoding is
+  unconstrained, so the scores show what the model learned; with
   `constrain=True` it applies the server's `tool_choice="auto"` grammar (free
   text, but a started call is held to the tool schemas), i.e. what clients of
   `llm-deeper serve` get;
@@ -18,6 +19,7 @@ With greedy decoding both give the same replies for the same weights.
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,13 +35,6 @@ class Generation:
     tool_calls: list[dict] = field(default_factory=list)  # OpenAI-shaped calls the reply made
     completion_tokens: int = 0  # tokens generated
     seconds: float = 0.0  # wall time of the request (prompt processing included)
-
-
-def prompt_ids(tokenizer, messages: list[dict], tools: list[dict] | None) -> list[int]:
-    """Token ids of the prompt, ending with the assistant generation prompt (`chat_format`)."""
-    from ..chat_format import prompt_ids as encode
-
-    return encode(tokenizer, messages, tools)
 
 
 def split_tool_calls(text: str, tool_names: list[str] | None = None) -> tuple[str, list[dict]]:
@@ -65,81 +60,65 @@ def check_adapter(adapter: str | Path) -> Path:
     return folder
 
 
-def load_adapter(model, adapter: str | Path):
-    """Wrap a transformers model with a PEFT LoRA adapter folder (not merged)."""
+@contextmanager
+def peft_scorer(model, tokenizer, adapter: str | Path | None):
+    """(model, tokenizer) for perplexity, with a PEFT LoRA adapter applied for the block's duration.
+
+    PEFT injects its layers into `model` itself, so they are removed again on
+    the way out: the caller's model is the base model before and after.
+    """
+    if adapter is None:
+        yield model, tokenizer
+        return
     folder = check_adapter(adapter)
     from peft import PeftModel
 
     try:
-        return PeftModel.from_pretrained(model, str(folder), is_trainable=False).eval()
+        wrapped = PeftModel.from_pretrained(model, str(folder), is_trainable=False).eval()
     except (ValueError, KeyError, RuntimeError, OSError) as exc:
         raise UserError(f"could not apply the adapter {folder} to this model: {str(exc).splitlines()[0]}") from exc
+    try:
+        yield wrapped, tokenizer
+    finally:
+        wrapped.unload()
 
 
 class LocalGenerator:
-    """Generate with a model in this process (greedy unless the config samples)."""
+    """Generate with the engine in this process (greedy unless the config samples)."""
 
-    backend = "in-process (transformers)"
+    backend = "in-process (engine)"
 
-    def __init__(self, model, tokenizer, sampling: SamplingConfig, constrain: bool = False):
-        self.model = model  # transformers model, or a PeftModel around one
-        self.tokenizer = tokenizer
+    def __init__(self, engine, sampling: SamplingConfig, adapter: str | None = None, constrain: bool = False):
+        self.engine = engine  # an inference.engine.Engine
         self.sampling = sampling.validate()
+        self.adapter = adapter  # the name of a LoRA adapter loaded in the engine, or None for the base model
         self.constrain = constrain  # apply the server's "auto" tool grammar when tools are offered
-
-    def _processors(self, tools: list[dict] | None) -> list:
-        if not (self.constrain and tools):
-            return []
-        from ..tools.constrain import logits_processor, tool_call_grammar
-
-        return [logits_processor(self.model, self.tokenizer, tool_call_grammar(tools, "auto"))]
-
-    def stop_ids(self) -> set[int]:
-        """Token ids that end a reply (the tokenizer's and the generation config's end tokens)."""
-        ids = {self.tokenizer.eos_token_id}
-        configured = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
-        ids.update(configured if isinstance(configured, (list, tuple)) else [configured])
-        return {i for i in ids if i is not None}
 
     def __call__(self, messages: list[dict], tools: list[dict] | None = None) -> Generation:
         return self.batch([(messages, tools)])[0]
 
-    def batch(self, items: list[tuple[list[dict], list[dict] | None]]) -> list[Generation]:
-        """Several prompts in one left-padded `generate` call (the seconds are shared out evenly).
+    def batch(self, items: list[tuple[list[dict], list[dict] | None]], on_done=None) -> list[Generation]:
+        """Several prompts decoded together by continuous batching (the seconds are shared out evenly).
 
-        Batching changes the arithmetic slightly (padding, batched matmuls), so
-        a greedy reply can differ from the unbatched one in rare near-ties;
-        batch size 1 is the reference.
+        Greedy replies equal the one-at-a-time replies: the engine's batched
+        decode is tested token for token against transformers' `generate`.
+        `on_done(n)` is called as the first n replies are in.
         """
-        import torch
+        from ..tools.constrain import tool_call_grammar
 
-        if self.constrain and len(items) > 1 and any(tools for _, tools in items):
-            return [g for item in items for g in self.batch([item])]  # one grammar per call
-        rows = [prompt_ids(self.tokenizer, messages, tools) for messages, tools in items]
-        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
-        width = max(len(r) for r in rows)
-        ids = torch.full((len(rows), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, row in enumerate(rows):  # left padding: every row ends where generation starts
-            ids[i, width - len(row):] = torch.tensor(row)
-            mask[i, width - len(row):] = 1
-        if self.sampling.seed is not None:
-            torch.manual_seed(self.sampling.seed)
+        each = [{"tools": tools, "grammar": tool_call_grammar(tools, "auto") if (self.constrain and tools) else None} for _, tools in items]
         start = time.perf_counter()
-        with torch.inference_mode():
-            out = self.model.generate(input_ids=ids, attention_mask=mask, pad_token_id=pad,
-                                      logits_processor=self._processors(items[0][1]), **self.sampling.generate_kwargs())
-        seconds = (time.perf_counter() - start) / len(rows)
-        stops = self.stop_ids()
-        results = []
-        for i, (_, tools) in enumerate(items):
-            new = out[i, width:].tolist()
-            generated = next((k for k, token in enumerate(new) if token in stops), len(new))  # the stop token is not text
-            raw = self.tokenizer.decode(new[:generated], skip_special_tokens=True)
+        results = self.engine.generate_many([messages for messages, _ in items], self.sampling, adapter=self.adapter, each=each,
+                                            on_result=(lambda index, _result: on_done(index + 1)) if on_done else None)
+        seconds = (time.perf_counter() - start) / len(items)
+        out = []
+        for (_, tools), result in zip(items, results):
             names = [t["function"]["name"] for t in tools] if (tools and self.constrain) else None
-            text, calls = split_tool_calls(raw, names) if tools else (raw, [])
-            results.append(Generation(text=text.strip(), tool_calls=calls, completion_tokens=generated, seconds=seconds))
-        return results
+            text, calls = split_tool_calls(result.text, names) if tools else (result.text, [])
+            # The stop token (end of turn) is not counted: it is not text.
+            tokens = result.usage.completion_tokens - (result.finish_reason == "stop" and result.token_ids[-1:] and result.token_ids[-1] in self.engine.stop_ids)
+            out.append(Generation(text=text.strip(), tool_calls=calls, completion_tokens=int(tokens), seconds=seconds))
+        return out
 
 
 class OpenAIGenerator:

@@ -29,7 +29,7 @@ class EvalConfig:
 
     metrics: tuple[str, ...] = ("rouge", "tools")  # metric groups to compute
     max_new_tokens: int = 128  # reply length limit
-    batch_size: int = 1  # in-process prompts per generate call (1 = the reference, exact per-example latency; >1 did not pay off on 2 CPU cores)
+    batch_size: int = 8  # in-process: requests the engine decodes together (continuous batching); 1 = one at a time
     temperature: float = 0.0  # 0 = greedy (reproducible, comparable across backends)
     seed: int = 0  # sampling seed (temperature > 0) and bootstrap seed
     constrain: bool = False  # in-process: apply the server's "auto" tool grammar (started calls forced schema-valid)
@@ -116,15 +116,14 @@ def run_eval(
 
     if wanted & GENERATING:
         generating = [i for i, ex in enumerate(examples) if ex.generates]
-        size = config.batch_size if hasattr(generator, "batch") else 1
         replies = {}
-        for first in range(0, len(generating), size):
-            chunk = generating[first:first + size]
-            if size > 1:
-                replies.update(zip(chunk, generator.batch([(examples[i].prompt, examples[i].tools) for i in chunk])))
-            else:
-                replies[chunk[0]] = generator(examples[chunk[0]].prompt, examples[chunk[0]].tools)
-            on_progress("generate", first + len(chunk), len(generating))
+        if hasattr(generator, "batch"):  # the engine: every prompt at once, continuous batching does the rest
+            done = lambda n: on_progress("generate", n, len(generating))  # noqa: E731
+            replies.update(zip(generating, generator.batch([(examples[i].prompt, examples[i].tools) for i in generating], on_done=done)))
+        else:
+            for n, i in enumerate(generating, 1):
+                replies[i] = generator(examples[i].prompt, examples[i].tools)
+                on_progress("generate", n, len(generating))
         for i in generating:
             ex, record, reply = examples[i], records[i], replies[i]
             record.update(prediction=reply.text, predicted_calls=reply.tool_calls, completion_tokens=reply.completion_tokens, seconds=round(reply.seconds, 4))

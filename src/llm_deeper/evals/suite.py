@@ -1,8 +1,9 @@
 """Ready-made runs for the CLI, the speedrun and the lesson.
 
-- `local_run`:       a loaded model (optionally + a LoRA adapter) on examples
+- `local_run`:       the engine's base model or one of its LoRA adapters on examples
 - `remote_run`:      an OpenAI-compatible endpoint on examples
-- `base_vs_adapter`: the base model, then the same weights with the adapter,
+- `base_vs_adapter`: the base model, then the same weights with the adapter
+                     (one engine, the adapter picked per request by name),
                      written side by side with a comparison table and chart
 """
 
@@ -24,16 +25,20 @@ def sampling(config: EvalConfig) -> SamplingConfig:
     return SamplingConfig(max_new_tokens=config.max_new_tokens, temperature=config.temperature, top_p=1.0, seed=config.seed if config.temperature > 0 else None)
 
 
-def local_run(loaded, examples: list[EvalExample], config: EvalConfig, label: str, model=None, adapter: str | Path | None = None,
+def local_run(engine, examples: list[EvalExample], config: EvalConfig, label: str, adapter: str | None = None,
               data: str | Path | None = None, on_progress: Progress = lambda *_: None) -> EvalRun:
-    """Evaluate `model` (default: loaded.model) in this process."""
-    from .generate import LocalGenerator
+    """Evaluate the engine's base model, or its LoRA adapter named `adapter`, in this process."""
+    from .generate import LocalGenerator, peft_scorer
 
-    model = model if model is not None else loaded.model
-    generator = LocalGenerator(model, loaded.tokenizer, sampling(config), constrain=config.constrain)
-    info = {"label": label, "model": loaded.ref.display_name, "adapter": str(adapter) if adapter else None,
+    generator = LocalGenerator(engine, sampling(config), adapter=adapter, constrain=config.constrain)
+    folder = engine.adapters[adapter].folder if adapter else None
+    info = {"label": label, "model": engine.loaded.ref.display_name, "adapter": str(folder) if folder else None,
             "backend": generator.backend + (", server's tool grammar" if config.constrain else ", unconstrained"), "data": str(data) if data else None}
-    return run_eval(examples, config, generator=generator, scorer=(model, loaded.tokenizer), info=info, on_progress=on_progress)
+    if "ppl" not in config.metrics:
+        return run_eval(examples, config, generator=generator, scorer=None, info=info, on_progress=on_progress)
+    # Perplexity runs the transformers model (with PEFT for an adapter); the engine decodes from its own copy of the weights.
+    with peft_scorer(engine.model, engine.tokenizer, folder) as scorer:
+        return run_eval(examples, config, generator=generator, scorer=scorer, info=info, on_progress=on_progress)
 
 
 def remote_run(base_url: str, model_name: str, examples: list[EvalExample], config: EvalConfig, label: str, api_key: str | None = None,
@@ -59,25 +64,20 @@ class BaseVsAdapter:
 def base_vs_adapter(loaded, adapter: str | Path, examples: list[EvalExample], config: EvalConfig, out: str | Path,
                     data: str | Path | None = None, labels: tuple[str, str] = ("base", "lora"),
                     on_progress: Progress = lambda *_: None, on_run: Callable[[str], None] = lambda _: None) -> BaseVsAdapter:
-    """Base model, then base + adapter (same weights, adapter unloaded afterwards), compared."""
+    """Base model, then the adapter on the same weights (one engine, the adapter picked by name), compared."""
+    from ..inference.engine import Engine
     from .compare import bar_chart, compare, markdown
-    from .generate import load_adapter
-    from .report import load_run, write_run
-
     from .generate import check_adapter
+    from .report import load_run, write_run
 
     check_adapter(adapter)  # before the base run, not minutes later
     out = Path(out)
-    on_run(labels[0])
-    base = local_run(loaded, examples, config, labels[0], data=data, on_progress=on_progress)
-    write_run(base, out / labels[0])
-    on_run(labels[1])
-    tuned_model = load_adapter(loaded.model, adapter)
-    try:
-        tuned = local_run(loaded, examples, config, labels[1], model=tuned_model, adapter=adapter, data=data, on_progress=on_progress)
-    finally:
-        loaded.model = tuned_model.unload()  # remove the LoRA layers: the loaded model is the base again
-    write_run(tuned, out / labels[1])
+    with Engine(loaded, max_batch=config.batch_size, name=labels[0]) as engine:  # the base answers to its label, the adapter to its own
+        engine.add_adapter(labels[1], adapter)
+        on_run(labels[0])
+        write_run(local_run(engine, examples, config, labels[0], data=data, on_progress=on_progress), out / labels[0])
+        on_run(labels[1])
+        write_run(local_run(engine, examples, config, labels[1], adapter=labels[1], data=data, on_progress=on_progress), out / labels[1])
     runs = [load_run(out / label) for label in labels]
     comp = compare(runs, config.resamples, config.seed)
     text = markdown(comp, f"{labels[0]} vs {labels[1]} on {Path(data).name if data else 'the data set'}")
