@@ -68,12 +68,13 @@ def main() -> None:
 
     from llm_deeper.models.loaders import load_model
     from llm_deeper.tools.builtin import default_registry
-    from llm_deeper.tools.constrain import compiler_for, prompt_ids, tool_call_grammar, vocab_size_of
+    from llm_deeper.chat_format import prompt_ids
+    from llm_deeper.tools.constrain import compiler_for, tool_call_grammar, vocab_size_of
 
     loaded = load_model("smollm2-135m-instruct")
     model, tokenizer = loaded.model, loaded.tokenizer
     registry = default_registry().subset(["get_weather", "calculator"])
-    prompt = prompt_ids(tokenizer, [{"role": "user", "content": "List the temperature of twelve cities as JSON."}], registry)
+    prompt = torch.tensor([prompt_ids(tokenizer, [{"role": "user", "content": "List the temperature of twelve cities as JSON."}], registry)])
     compiler = compiler_for(tokenizer, vocab_size_of(model, tokenizer))
     start = time.perf_counter()
     long_grammar = compiler.compile_json_schema(json.dumps(LONG_SCHEMA), any_whitespace=False, separators=(",", ":"))
@@ -97,12 +98,12 @@ def main() -> None:
 
     # The transformers `generate` path (xgrammar's LogitsProcessor), timed the same way.
     def hf_rate(grammar) -> float:
-        from llm_deeper.tools.constrain import logits_processor
+        from xgrammar.contrib.hf import LogitsProcessor
 
         kwargs = {"max_new_tokens": args.tokens, "min_new_tokens": args.tokens, "do_sample": False, "temperature": None, "top_p": None, "top_k": None}
         if grammar is not None:
             kwargs = {"max_new_tokens": args.tokens, "do_sample": False, "temperature": None, "top_p": None, "top_k": None,
-                      "logits_processor": [logits_processor(model, tokenizer, grammar)]}
+                      "logits_processor": [LogitsProcessor(compiler.compile_json_schema(json.dumps(grammar), any_whitespace=False, separators=(",", ":")))]}
         with torch.inference_mode():
             start = time.perf_counter()
             out = model.generate(prompt, attention_mask=torch.ones_like(prompt), pad_token_id=eos, **kwargs)

@@ -36,15 +36,13 @@ def main() -> None:
     from llm_deeper.data.toolcalls import make_tool_dataset
     from llm_deeper.evals.tool_use import tool_scores
     from llm_deeper.models.loaders import load_model
-    from llm_deeper.tools.constrain import generate_text, prompt_ids, tool_call_grammar
+    from llm_deeper.inference.engine import Engine
+    from llm_deeper.tools.constrain import tool_call_grammar
     from llm_deeper.tools.formats import HERMES
 
     loaded = load_model("smollm2-135m-instruct")
-    model, tokenizer = loaded.model, loaded.tokenizer
-    if args.adapter:
-        from peft import PeftModel
-
-        model = PeftModel.from_pretrained(model, args.adapter).merge_and_unload().eval()
+    engine = Engine(loaded, adapters={"tuned": args.adapter} if args.adapter else None, max_batch=1)
+    adapter = "tuned" if args.adapter else None
     _, test = make_tool_dataset(n_train=0, n_test=args.n, seed=args.seed)
     figures: dict = {"bench": "tool_choice_accuracy", "model": "smollm2-135m-instruct" + (f"+{args.adapter}" if args.adapter else ""),
                      "examples": len(test), "with_tool": sum(1 for e in test if e.meta.get("expected_tool")),
@@ -60,7 +58,7 @@ def main() -> None:
             user = example.messages[:1]
             expected = example.messages[1].get("tool_calls") or []
             grammar = tool_call_grammar(example.tools, mode, parallel_tool_calls=False)
-            text = generate_text(model, tokenizer, prompt_ids(tokenizer, user, example.tools), grammar, max_new_tokens=args.max_new_tokens)
+            text = engine.generate(user, max_new_tokens=args.max_new_tokens, tools=example.tools, grammar=grammar, adapter=adapter).text
             parsed = HERMES.parse(text, tool_names=[t["function"]["name"] for t in example.tools])
             predicted = [c.to_openai() for c in parsed.calls]
             scores = tool_scores(predicted, expected, example.tools)

@@ -18,6 +18,8 @@ from llm_deeper.finetune.config import FinetuneConfig
 from llm_deeper.finetune.loop import train
 from llm_deeper.finetune.merge import load_with_adapter, merge_adapter
 from llm_deeper.finetune.tool_probe import expected_tool, prompt_messages
+from llm_deeper.inference.engine import Engine
+from llm_deeper.inference.sampling import SamplingConfig
 from llm_deeper.lesson import check, close, done, is_quick, output_dir, saved, section, show
 from llm_deeper.models.loaders import load_model
 from llm_deeper.tools.formats import HERMES
@@ -46,8 +48,8 @@ section("2. Three ways to run it")
 tuned, tokenizer = load_with_adapter(setup.model, adapter)  # PeftModel.from_pretrained inside
 merged_dir = merge_adapter(setup.model, adapter, out / "merged")  # what `llm-deeper merge` does
 saved(merged_dir)
-merged = load_model(str(merged_dir)).model
-base = load_model(setup.model).model
+merged_loaded, base_loaded = load_model(str(merged_dir)), load_model(setup.model)
+merged, base = merged_loaded.model, base_loaded.model
 show("loaded", type(tuned).__name__ + " (LoRA layers beside the frozen weights)")
 show("merged", type(merged).__name__ + " (plain model, ΔW inside the weights)")
 
@@ -70,20 +72,20 @@ check("the adapter changes the model", not close(loaded_logits, base_logits, ato
 section("3. Side by side on held-out prompts")
 
 
-def answer(model, text: str, tokens: int = 48) -> str:
-    batch = tokenizer(text, return_tensors="pt", add_special_tokens=False)
-    with torch.no_grad():
-        ids = model.generate(**batch, max_new_tokens=tokens, do_sample=False, pad_token_id=tokenizer.eos_token_id,
-                             stop_strings=["</tool_call>"], tokenizer=tokenizer)
-    return tokenizer.decode(ids[0, batch["input_ids"].shape[1]:], skip_special_tokens=True)
+def answers(engine, adapter: str | None, tokens: int) -> list[str]:
+    """Greedy replies through the engine, all prompts decoded together; a call ends at its end marker."""
+    config = SamplingConfig(max_new_tokens=tokens, temperature=0.0, stop=("</tool_call>",))
+    replies = engine.generate_many([prompt_messages(e) for e in cases], config, adapter=adapter, each=[{"tools": e.tools} for e in cases])
+    return [r.text + (r.stop_string or "") for r in replies]
 
 
 tokens = 8 if quick else 48
+with Engine(base_loaded, adapters={"tuned": adapter}) as engine:  # base weights once, the adapter picked per request
+    offs, ons = answers(engine, None, tokens), answers(engine, "tuned", tokens)
+with Engine(merged_loaded) as engine:
+    foldeds = answers(engine, None, tokens)
 same = 0
-for example, text in zip(cases, texts):
-    with tuned.disable_adapter():
-        off = answer(tuned, text, tokens)
-    on, folded = answer(tuned, text, tokens), answer(merged, text, tokens)
+for example, off, on, folded in zip(cases, offs, ons, foldeds):
     same += on == folded
     print(f"\n  user: {prompt_messages(example)[-1]['content']}   (expected tool: {expected_tool(example)})")
     print(f"    adapter off : {off[:110]!r}")

@@ -24,11 +24,13 @@ from typing import Literal
 import jsonschema
 import torch
 
+from llm_deeper.chat_format import prompt_ids
+from llm_deeper.inference.engine import Engine
 from llm_deeper.lesson import check, done, is_quick, section, show
 from llm_deeper.models.loaders import load_model
 from llm_deeper.tools import tool
 from llm_deeper.tools.builtin import default_registry
-from llm_deeper.tools.constrain import generate_text, prompt_ids, tool_call_grammar
+from llm_deeper.tools.constrain import tool_call_grammar
 from llm_deeper.tools.executor import ToolExecutor
 from llm_deeper.tools.formats import HERMES
 from llm_deeper.tools.render import render_tool_prompt, to_template_messages
@@ -82,8 +84,9 @@ template_messages = to_template_messages(messages, registry)
 print(template_messages[0]["content"][:700] + " …")
 loaded = load_model("smollm2-135m-instruct")
 model, tokenizer = loaded.model, loaded.tokenizer
+engine = Engine(loaded, max_batch=1)  # the library's one way to generate
 ids = prompt_ids(tokenizer, messages, registry)
-show("prompt tokens", ids.shape[1])
+show("prompt tokens", len(ids))
 show("tool prompt tokens", len(tokenizer(render_tool_prompt(registry))["input_ids"]))
 check("the tool prompt is merged into a system message", template_messages[0]["role"] == "system" and "<tools>" in template_messages[0]["content"])
 
@@ -96,7 +99,7 @@ check("the tool prompt is merged into a system message", template_messages[0]["r
 # %%
 section("3. Without a grammar")
 start = time.perf_counter()
-free_text = generate_text(model, tokenizer, ids, None, max_new_tokens=40)
+free_text = engine.generate(ids, max_new_tokens=40).text
 show("seconds", f"{time.perf_counter() - start:.1f}")
 show("raw output", repr(free_text))
 free = HERMES.parse(free_text, tool_names=registry.names())
@@ -116,7 +119,7 @@ section("4. With the tool grammar")
 grammar = tool_call_grammar(registry, "required", parallel_tool_calls=False)
 show("grammar rules (EBNF lines)", len(grammar.ebnf.splitlines()))
 start = time.perf_counter()
-call_text = generate_text(model, tokenizer, ids, grammar, max_new_tokens=80)
+call_text = engine.generate(ids, max_new_tokens=80, grammar=grammar).text
 show("seconds", f"{time.perf_counter() - start:.1f}")
 show("raw output", call_text)
 parsed = HERMES.parse(call_text, tool_names=registry.names())
@@ -148,11 +151,12 @@ check("the executor validated and ran the call", result.ok or result.error_kind 
 history = messages + [{"role": "assistant", "content": None, "tool_calls": [call.to_openai()]}, result.to_message()]
 print(to_template_messages(history, registry)[-1]["content"])
 start = time.perf_counter()
-answer = generate_text(model, tokenizer, prompt_ids(tokenizer, history, registry), None, max_new_tokens=ANSWER_TOKENS)
+answer = engine.generate(history, max_new_tokens=ANSWER_TOKENS, tools=registry).text
 show("seconds", f"{time.perf_counter() - start:.1f}")
 show("answer", answer.strip())
 check("the model answered in text after reading the tool result", len(answer.strip()) > 0)
 check("the whole exchange stayed on CPU", next(model.parameters()).device == torch.device("cpu"))
 
 # %%
+engine.close()
 done()

@@ -23,12 +23,13 @@ import time
 
 import jsonschema
 
+from llm_deeper.inference.engine import Engine
 from llm_deeper.lesson import check, done, is_quick, section, show
 from llm_deeper.models.loaders import load_model
 from llm_deeper.tools import ToolCall, ToolError
 from llm_deeper.tools.agent import Agent, AgentConfig, LocalBackend, ScriptedBackend
 from llm_deeper.tools.builtin import default_registry
-from llm_deeper.tools.constrain import prompt_ids, stream_text, tool_call_grammar
+from llm_deeper.tools.constrain import tool_call_grammar
 from llm_deeper.tools.executor import ExecutorConfig, ToolExecutor
 from llm_deeper.tools.formats import HERMES
 from llm_deeper.tools.render import format_tool_calls
@@ -117,9 +118,9 @@ check("both calls succeeded, results in call order", [json.loads(r.content)["ord
 # %%
 section("4. Agent loop, default model")
 loaded = load_model("smollm2-135m-instruct")
-model, tokenizer = loaded.model, loaded.tokenizer
+engine = Engine(loaded, max_batch=1)  # the library's one way to generate
 small = registry.subset(["calculator", "get_weather", "convert_currency"])
-backend = LocalBackend(model, tokenizer, max_new_tokens=ANSWER_TOKENS + 40)
+backend = LocalBackend(engine, max_new_tokens=ANSWER_TOKENS + 40)
 config = AgentConfig(max_steps=3, tool_choice="required", followup_tool_choice="none", parallel_tool_calls=False)
 start = time.perf_counter()
 run = Agent(backend, small, config).run("What is 17 * 23?")
@@ -150,7 +151,7 @@ messages = [{"role": "user", "content": "Convert 250 US dollars to euros."}]
 grammar = tool_call_grammar(small, "required", parallel_tool_calls=False)
 parser = StreamingToolParser("hermes", tool_names=small.names())
 events, pieces = [], []
-for piece in stream_text(model, tokenizer, prompt_ids(tokenizer, messages, small), grammar, max_new_tokens=60):
+for piece in (e.text for e in engine.stream(messages, max_new_tokens=60, tools=small, grammar=grammar) if e.text):
     pieces.append(piece)
     for event in parser.feed(piece):
         events.append(event)
@@ -166,4 +167,5 @@ check("the deltas add up to the call parsed from the whole text",
       [(c.name, c.arguments_json) for c in streamed.calls] == [(c.name, c.arguments_json) for c in whole.calls] and len(whole.calls) == 1)
 
 # %%
+engine.close()
 done()

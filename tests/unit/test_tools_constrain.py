@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from llm_deeper.models.tiny import tiny_llama, tiny_tokenizer
 from llm_deeper.tools.builtin import default_registry
-from llm_deeper.tools.constrain import compiler_for, generate_text, json_schema_grammar, tool_call_grammar
+from llm_deeper.tools.constrain import compiler_for, json_schema_grammar, tool_call_grammar
 from llm_deeper.tools.formats import HERMES
 from llm_deeper.tools.openai_spec import InvalidToolsError
 
@@ -20,9 +20,12 @@ from llm_deeper.tools.openai_spec import InvalidToolsError
 @pytest.fixture(scope="module")
 def tiny():
     # One thread: on a busy 2-core machine a tiny model decodes ~20x faster than with two.
+    from llm_deeper.inference.engine import Engine
+
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    yield tiny_llama(), tiny_tokenizer()
+    with Engine.from_model(tiny_llama(context=4096), tiny_tokenizer(), max_batch=1) as engine:
+        yield engine, engine.tokenizer
     torch.set_num_threads(threads)
 
 
@@ -99,11 +102,11 @@ tools_strategy = st.lists(st.tuples(st.from_regex(r"[a-z_]{1,8}", fullmatch=True
 @settings(max_examples=25, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(tools=tools_strategy, seed=st.integers(0, 10_000), parallel=st.booleans())
 def test_random_model_always_emits_schema_valid_calls(tiny, tools, seed, parallel):
-    model, tokenizer = tiny
+    engine, tokenizer = tiny
     grammar = tool_call_grammar(tools, "required", parallel_tool_calls=parallel)
-    prompt = tokenizer("<|im_start|>assistant\n", return_tensors="pt")["input_ids"]
+    prompt = tokenizer("<|im_start|>assistant\n")["input_ids"]
     # A random model ends a parallel turn by chance (EOS vs "\n" after each call): leave room for many calls.
-    text = generate_text(model, tokenizer, prompt, grammar, max_new_tokens=3000 if parallel else 400, temperature=1.0, seed=seed)
+    text = engine.generate(prompt, max_new_tokens=3000 if parallel else 400, temperature=1.0, seed=seed, grammar=grammar).text
     parsed = HERMES.parse(text, tool_names=[t["function"]["name"] for t in tools])
     assert parsed.errors == [] and parsed.content == "", text
     assert parsed.calls and (parallel or len(parsed.calls) == 1)
@@ -114,23 +117,22 @@ def test_random_model_always_emits_schema_valid_calls(tiny, tools, seed, paralle
 
 
 def test_json_schema_grammar_for_response_format(tiny):
-    model, tokenizer = tiny
+    engine, tokenizer = tiny
     schema = {"type": "object", "properties": {"ok": {"type": "boolean"}, "n": {"type": "integer", "minimum": 0, "maximum": 9}}, "required": ["ok", "n"]}
-    prompt = tokenizer("<|im_start|>assistant\n", return_tensors="pt")["input_ids"]
+    prompt = tokenizer("<|im_start|>assistant\n")["input_ids"]
     for seed in range(3):
-        text = generate_text(model, tokenizer, prompt, json_schema_grammar(schema), max_new_tokens=40, temperature=1.0, seed=seed)
+        text = engine.generate(prompt, max_new_tokens=40, temperature=1.0, seed=seed, grammar=json_schema_grammar(schema)).text
         jsonschema.validate(json.loads(text), schema)
         assert " " not in text
 
 
-def test_stream_text_yields_every_token_and_parses_like_the_whole(tiny):
-    from llm_deeper.tools.constrain import stream_text
+def test_engine_stream_yields_every_token_and_parses_like_the_whole(tiny):
     from llm_deeper.tools.streaming import StreamingToolParser, accumulate
 
-    model, tokenizer = tiny
+    engine, tokenizer = tiny
     grammar = tool_call_grammar(default_registry().subset(["get_current_time", "get_weather"]), "required", parallel_tool_calls=False)
-    prompt = tokenizer("<|im_start|>assistant\n", return_tensors="pt")["input_ids"]
-    pieces = list(stream_text(model, tokenizer, prompt, grammar, max_new_tokens=200))
+    prompt = tokenizer("<|im_start|>assistant\n")["input_ids"]
+    pieces = [e.text for e in engine.stream(prompt, max_new_tokens=200, grammar=grammar) if e.text]
     assert len(pieces) > 20  # byte-level tokens: one piece per token, not one at the end
     parser = StreamingToolParser("hermes")
     events = [e for piece in pieces for e in parser.feed(piece)] + parser.finish()

@@ -1,9 +1,10 @@
 """Does the model call the right tool? A quick held-out probe used before and after fine-tuning.
 
 For each held-out conversation that expects a tool, the prompt is everything
-before the first assistant turn (tool prompt + user question), rendered by the
-server's tool renderer; the model answers greedily; the answer counts when the
-hermes parser finds a complete tool call whose name is the expected tool.
+before the first assistant turn (tool prompt + user question), rendered by
+`chat_format` as the server renders it; the engine answers greedily; the answer
+counts when the hermes parser finds complete tool calls that name the expected
+tools (`evals.tool_use`'s tool selection).
 """
 
 from __future__ import annotations
@@ -41,42 +42,41 @@ def expected_tool(example: ChatExample) -> str | None:
     return None
 
 
+def expected_calls(example: ChatExample) -> list[dict]:
+    """The calls of the first assistant turn (from the data)."""
+    first = next(m for m in example.messages if m["role"] == "assistant")
+    return first.get("tool_calls") or []
+
+
 def prompt_messages(example: ChatExample) -> list[dict]:
     """Messages before the first assistant turn."""
     first = next(i for i, m in enumerate(example.messages) if m["role"] == "assistant")
     return example.messages[:first]
 
 
-def tool_call_probe(model, tokenizer, examples: list[ChatExample], limit: int | None = None, batch_size: int = 4, max_new_tokens: int = 72) -> ProbeResult:
-    """Greedy answers to held-out tool prompts, scored by the hermes parser."""
-    import torch
+def tool_call_probe(engine, examples: list[ChatExample], limit: int | None = None, adapter: str | None = None,
+                    max_new_tokens: int = 72) -> ProbeResult:
+    """Greedy answers to held-out tool prompts through the engine (all decoded together), scored by the hermes parser.
 
+    `adapter`: the name of a LoRA adapter loaded in the engine, or None for the base model.
+    "Right tool" is `evals.tool_use`'s tool selection (the same tool names as the data's
+    first assistant turn), the one definition the evals use too.
+    """
+    from ..evals.tool_use import tool_scores
+    from ..inference.sampling import SamplingConfig
     from ..tools.formats import HERMES
-    from ..tools.render import chat_prompt
+    from ..tools.render import CALL_END
 
     cases = [e for e in examples if expected_tool(e)][:limit]
     result = ProbeResult(prompts=len(cases), parseable=0, right_tool=0)
-    side = tokenizer.padding_side
-    tokenizer.padding_side = "left"  # generation continues from the right end of every row
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    was_training = model.training
-    model.eval()
-    try:
-        for start in range(0, len(cases), batch_size):
-            chunk = cases[start:start + batch_size]
-            texts = [chat_prompt(tokenizer, prompt_messages(e), e.tools) for e in chunk]
-            batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-            with torch.inference_mode():
-                # stop_strings: a call is complete at its end marker, nothing after it matters here
-                out = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=pad, stop_strings=["</tool_call>"], tokenizer=tokenizer)
-            for example, row in zip(chunk, out[:, batch["input_ids"].shape[1]:]):
-                answer = tokenizer.decode(row, skip_special_tokens=True)
-                calls = HERMES.parse(answer).calls
-                called = calls[0].name if calls else None
-                result.parseable += bool(calls)
-                result.right_tool += called == expected_tool(example)
-                result.samples.append({"prompt": prompt_messages(example)[-1]["content"], "expected": expected_tool(example), "called": called, "answer": answer})
-    finally:
-        tokenizer.padding_side = side
-        model.train(was_training)
+    # A call is complete at its end marker; nothing after it matters here.
+    config = SamplingConfig(max_new_tokens=max_new_tokens, temperature=0.0, stop=(CALL_END,))
+    replies = engine.generate_many([prompt_messages(e) for e in cases], config, adapter=adapter, each=[{"tools": e.tools} for e in cases])
+    for example, reply in zip(cases, replies):
+        answer = reply.text + (reply.stop_string or "")  # keep the end marker the stop string cut
+        calls = HERMES.parse(answer).calls
+        called = calls[0].name if calls else None
+        result.parseable += bool(calls)
+        result.right_tool += tool_scores([c.to_openai() for c in calls], expected_calls(example))["tool_selection"][0] == 1.0
+        result.samples.append({"prompt": prompt_messages(example)[-1]["content"], "expected": expected_tool(example), "called": called, "answer": answer})
     return result

@@ -42,10 +42,10 @@ def run_tool_recipe(model: str, base, out: Path, recipe: ToolRecipe = ToolRecipe
     """
     from ..data.sft import read_jsonl
     from ..data.toolcalls import write_tool_dataset
+    from ..inference.engine import Engine
     from ..train.plot import save_loss_curve
     from .config import FinetuneConfig
     from .loop import train
-    from .merge import load_with_adapter
     from .tool_probe import tool_call_probe
 
     out = Path(out)
@@ -53,7 +53,8 @@ def run_tool_recipe(model: str, base, out: Path, recipe: ToolRecipe = ToolRecipe
     test = read_jsonl(test_path)
     log(f"data: {recipe.n_train} train / {recipe.n_test} test conversations → {train_path.parent}")
     start = time.perf_counter()
-    before = tool_call_probe(base.model, base.tokenizer, test, recipe.probe_limit, max_new_tokens=recipe.probe_tokens)
+    with Engine(base, max_batch=8) as engine:
+        before = tool_call_probe(engine, test, recipe.probe_limit, max_new_tokens=recipe.probe_tokens)
     probe_seconds = time.perf_counter() - start
     log(f"base model: right tool on {before.right_tool}/{before.prompts} held-out prompts ({probe_seconds:.0f} s)")
     config = FinetuneConfig(
@@ -63,8 +64,8 @@ def run_tool_recipe(model: str, base, out: Path, recipe: ToolRecipe = ToolRecipe
     )
     result = train(config, on_log=lambda s: log(f"step {s.step}/{s.total_steps} loss {s.loss:.3f} ({s.tokens_per_s:.0f} tok/s)") if s.step % 8 == 0 or s.step == s.total_steps else None)
     curve = save_loss_curve(result.train_losses, [], out / "loss.png", title="LoRA fine-tune on tool calls")
-    tuned, tokenizer = load_with_adapter(model, config.output)  # the round trip a user does: PeftModel.from_pretrained
-    after = tool_call_probe(tuned, tokenizer, test, recipe.probe_limit, max_new_tokens=recipe.probe_tokens)
+    with Engine(base, adapters={"tuned": config.output}, max_batch=8) as engine:  # the adapter folder as saved: the round trip a user does
+        after = tool_call_probe(engine, test, recipe.probe_limit, adapter="tuned", max_new_tokens=recipe.probe_tokens)
     log(f"after LoRA: right tool on {after.right_tool}/{after.prompts} held-out prompts")
     return {
         "train conversations": recipe.n_train,

@@ -3,8 +3,8 @@
 A backend turns a conversation into the next assistant message (OpenAI shape,
 with `tool_calls` when the model calls tools):
 
-- `LocalBackend`: a transformers model in this process, prompts through the
-  shared renderer, calls constrained by the tool grammar (`constrain.py`);
+- `LocalBackend`: a model in this process through the engine, prompts through
+  `chat_format`, calls constrained by the tool grammar (`constrain.py`);
 - `OpenAIBackend`: any OpenAI-compatible server (`--base-url`): ours, vLLM,
   llama.cpp;
 - `ScriptedBackend`: replies written in advance (tests, lessons).
@@ -37,30 +37,31 @@ class Backend(Protocol):
 # ── backends ──────────────────────────────────────────────────────────────────
 
 class LocalBackend:
-    """A transformers model in this process; tool calls constrained by grammar."""
+    """A model in this process, through the engine; tool calls constrained by grammar."""
 
-    def __init__(self, model, tokenizer, max_new_tokens: int = 256, temperature: float = 0.0, seed: int | None = None,
-                 on_text: Callable[[str], None] | None = None) -> None:
-        self.model, self.tokenizer = model, tokenizer
+    def __init__(self, engine, max_new_tokens: int = 256, temperature: float = 0.0, seed: int | None = None,
+                 on_text: Callable[[str], None] | None = None, adapter: str | None = None) -> None:
+        self.engine = engine  # an inference.engine.Engine
         self.max_new_tokens = max_new_tokens  # per assistant turn
         self.temperature = temperature  # 0 = greedy
         self.seed = seed
         self.on_text = on_text  # receives the raw text of each turn (lessons show it)
+        self.adapter = adapter  # a LoRA adapter loaded in the engine, or None for the base model
 
     @classmethod
     def load(cls, name: str, **kwargs) -> "LocalBackend":
-        from ..models.loaders import load_model
+        from ..inference.engine import Engine
 
-        loaded = load_model(name)
-        return cls(loaded.model, loaded.tokenizer, **kwargs)
+        return cls(Engine.load(name, max_batch=1), **kwargs)
 
     def chat(self, messages, tools, tool_choice="auto", parallel_tool_calls=True) -> dict:
-        from .constrain import generate_text, prompt_ids, tool_call_grammar
+        from ..inference.sampling import SamplingConfig
+        from .constrain import tool_call_grammar
         from .formats import HERMES
 
         grammar = tool_call_grammar(tools, tool_choice, parallel_tool_calls) if tools else None
-        text = generate_text(self.model, self.tokenizer, prompt_ids(self.tokenizer, messages, tools), grammar,
-                             self.max_new_tokens, self.temperature, self.seed)
+        config = SamplingConfig(max_new_tokens=self.max_new_tokens, temperature=self.temperature, seed=self.seed)
+        text = self.engine.generate(messages, config, tools=tools, grammar=grammar, adapter=self.adapter).text
         if self.on_text:
             self.on_text(text)
         if grammar is None:  # tool_choice "none": whatever the model wrote is text

@@ -11,9 +11,9 @@ All JSON is compact: no optional whitespace, so no tokens are spent on it.
 
 The grammar is exposed three ways so any decoder can use it: the structural
 tag (a dict, xgrammar's own format), an `xgrammar.Grammar` (its EBNF text via
-`str()`), and a compiled grammar for a tokenizer. `logits_processor` wraps the
-compiled grammar for transformers' `generate` (lessons, agent); the server's
-batched engine applies the same grammar with its own matcher loop.
+`str()`), and a compiled grammar for a tokenizer. The engine applies it, one
+matcher per request, for everyone (server, agent, lessons):
+`engine.generate(messages, tools=tools, grammar=tool_call_grammar(tools, "required"))`.
 """
 
 from __future__ import annotations
@@ -103,10 +103,7 @@ def json_schema_grammar(schema: dict):
     return xgr.Grammar.from_ebnf(arguments_ebnf(schema))
 
 
-# ── in-process generation with transformers ───────────────────────────────────
-
-_COMPILERS: dict[tuple[int, int], object] = {}
-
+# ── the xgrammar compiler for a tokenizer ─────────────────────────────────────
 
 def vocab_size_of(model, tokenizer) -> int:
     """Rows of the output layer (may exceed len(tokenizer) because of padding)."""
@@ -117,92 +114,7 @@ def vocab_size_of(model, tokenizer) -> int:
 
 
 def compiler_for(tokenizer, vocab_size: int):
-    """A cached `xgrammar.GrammarCompiler` for this tokenizer (building it takes ~1 s)."""
-    import xgrammar as xgr
+    """The engine's cached `xgrammar.GrammarCompiler` for this tokenizer (building it takes ~1 s)."""
+    from ..inference.constrained import grammar_cache
 
-    key = (id(tokenizer), vocab_size)
-    if key not in _COMPILERS:
-        info = xgr.TokenizerInfo.from_huggingface(tokenizer, vocab_size=vocab_size)
-        _COMPILERS[key] = xgr.GrammarCompiler(info, max_threads=1)
-    return _COMPILERS[key]
-
-
-def logits_processor(model, tokenizer, grammar):
-    """A fresh transformers LogitsProcessor for one `generate` call.
-
-    `grammar`: a ToolGrammar, a JSON schema dict, an `xgrammar.Grammar` or a
-    compiled grammar.
-    """
-    import xgrammar as xgr
-    from xgrammar.contrib.hf import LogitsProcessor
-
-    compiler = compiler_for(tokenizer, vocab_size_of(model, tokenizer))
-    if isinstance(grammar, ToolGrammar):
-        compiled = grammar.compile(compiler)
-    elif isinstance(grammar, dict):
-        compiled = compiler.compile_json_schema(json.dumps(grammar), any_whitespace=False, separators=(",", ":"))
-    elif isinstance(grammar, xgr.Grammar):
-        compiled = compiler.compile_grammar(grammar)
-    else:
-        compiled = grammar
-    return LogitsProcessor(compiled)
-
-
-def generate_text(model, tokenizer, input_ids, grammar=None, max_new_tokens: int = 128,
-                  temperature: float = 0.0, seed: int | None = None) -> str:
-    """Generate one reply (greedy by default), constrained by `grammar` when given."""
-    import torch
-
-    kwargs: dict = {"max_new_tokens": max_new_tokens}
-    if temperature > 0:
-        kwargs.update(do_sample=True, temperature=temperature, top_p=1.0, top_k=0)
-        if seed is not None:
-            torch.manual_seed(seed)
-    else:
-        kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-    if grammar is not None:
-        kwargs["logits_processor"] = [logits_processor(model, tokenizer, grammar)]
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    with torch.inference_mode():
-        out = model.generate(input_ids, attention_mask=torch.ones_like(input_ids), pad_token_id=pad, **kwargs)
-    return tokenizer.decode(out[0, input_ids.shape[1]:], skip_special_tokens=True)
-
-
-def prompt_ids(tokenizer, messages: list[dict], tools=None):
-    """Token ids of the conversation rendered with the tool prompt, ready to generate from."""
-    from .render import to_template_messages
-
-    encoded = tokenizer.apply_chat_template(to_template_messages(messages, tools), add_generation_prompt=True,
-                                            return_tensors="pt", return_dict=True)
-    return encoded["input_ids"]
-
-
-def stream_text(model, tokenizer, input_ids, grammar=None, max_new_tokens: int = 128):
-    """Yield text pieces as greedy generation produces them, constrained by `grammar` when given."""
-    from transformers import TextIteratorStreamer
-
-    from ..inference.hf_stream import stream_from_generate
-
-    class TokenStreamer(TextIteratorStreamer):
-        """Emits the new text of every token (the stock streamer waits for a space, and compact JSON has none)."""
-
-        def put(self, value):
-            if len(value.shape) > 1:
-                value = value[0]
-            if self.skip_prompt and self.next_tokens_are_prompt:
-                self.next_tokens_are_prompt = False
-                return
-            self.token_cache.extend(value.tolist())
-            text = self.tokenizer.decode(self.token_cache, **self.decode_kwargs)
-            if text.endswith("\ufffd"):
-                return  # half of a multi-byte character: wait for the rest
-            piece, self.print_len = text[self.print_len:], len(text)
-            if piece:
-                self.on_finalized_text(piece)
-
-    streamer = TokenStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
-    kwargs: dict = {"max_new_tokens": max_new_tokens, "do_sample": False, "temperature": None, "top_p": None, "top_k": None}
-    if grammar is not None:
-        kwargs["logits_processor"] = [logits_processor(model, tokenizer, grammar)]
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    yield from stream_from_generate(model, streamer, input_ids, pad_token_id=pad, **kwargs)
+    return grammar_cache(tokenizer, vocab_size).compiler
