@@ -390,6 +390,12 @@ class Engine:
         import torch
 
         torch.set_num_threads(self.threads)
+        # The whole scheduler in inference mode: logits, caches and masks never need autograd, and an
+        # in-place update outside it of a tensor made inside it fails (seen in the eval benchmark).
+        with torch.inference_mode():
+            self._schedule()
+
+    def _schedule(self) -> None:
         while True:
             with self._cv:
                 if not self._closed and not self._waiting and not self._running and not self._prefilling:

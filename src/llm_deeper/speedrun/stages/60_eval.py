@@ -34,7 +34,8 @@ def run(ctx: Context) -> StageResult:
     base, lora = (load_run(folder)["aggregate"] for folder in result.folders)
     figures = {}
     for name in base:
-        if name in lora:
+        # "Right tool" (tool selection) is the fine-tune stage's figure, same scorer: reported once, there.
+        if name in lora and name != "tool_selection":
             figures[f"{spec(name).label}: base → LoRA"] = f"{fmt(name, base[name]['value'])} → {fmt(name, lora[name]['value'])}"
     figures["comparison"] = str(result.comparison_md)
     figures["chart"] = str(result.chart)
