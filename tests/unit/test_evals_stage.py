@@ -16,12 +16,15 @@ def test_stage_skips_without_a_fine_tune(tmp_path):
     assert result.ok and result.headline.startswith("skipped")
 
 
-def test_stage_writes_the_before_after_table_into_the_report(tmp_path, tiny_llama_dir, monkeypatch):
+def test_stage_writes_the_before_after_table_into_the_report(tmp_path, monkeypatch):
     from peft import LoraConfig, get_peft_model
 
     from llm_deeper.data.toolcalls import write_tool_dataset
     from llm_deeper.models.loaders import load_model
-    from llm_deeper.models.tiny import tiny_llama
+    from llm_deeper.models.tiny import save_tiny_model, tiny_llama
+
+    # Room for the tool prompts (byte-level tokens: ~1,400): the engine refuses a prompt beyond the context.
+    tiny_llama_dir = save_tiny_model(tmp_path / "tiny", context=4096)
 
     _, test_path = write_tool_dataset(tmp_path / "data", n_train=2, n_test=6, seed=0, distractors=0)
     get_peft_model(tiny_llama(), LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)).save_pretrained(tmp_path / "adapter")
