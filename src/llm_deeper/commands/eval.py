@@ -224,6 +224,16 @@ def bfcl(
     bad = [c for c in choices if c not in ("auto", "required")]
     if bad or not choices:
         raise UserError(f"--tool-choice must be auto, required or 'auto,required', got {tool_choice!r}")
+    from ..inputs import check_input_dir, check_output_dir
+
+    if out is not None:
+        check_output_dir(out, "--out")
+    if adapter is not None:
+        check_input_dir(adapter, "--adapter", "PEFT adapter folder")
+    if not base_url:
+        from ..models.registry import resolve
+
+        resolve(model)  # a bad --model is one line before the data and the engine load
     items = [item for category in parse_categories(categories) for item in load_category(category, limit, seed)]
     console = Console()
     folder = out or artifact_dir("evals") / time.strftime("bfcl-%Y%m%d-%H%M%S")
