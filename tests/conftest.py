@@ -85,3 +85,14 @@ def default_model():
     from llm_deeper.models.loaders import load_model
 
     return load_model("smollm2-135m-instruct")
+
+
+@pytest.fixture(scope="session")
+def vllm_server(tmp_path_factory):
+    """vLLM (fp32 on CPU, its own environment) serving the default model, a LoRA adapter and tool calling.
+
+    Started once per session; skipped with the reason where vLLM cannot run.
+    """
+    from vllm_support import start_vllm
+
+    yield from start_vllm(tmp_path_factory)

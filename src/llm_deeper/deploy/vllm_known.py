@@ -10,7 +10,17 @@ failure that is not listed, so a new vLLM that fixes one of these shows up too
 from __future__ import annotations
 
 # conformance check title -> what vLLM does there
-KNOWN_FAILURES: dict[str, str] = {}
+_UNCONSTRAINED = ("forced calls (tool_choice required or named) are not held to the tool's parameter schema on the CPU build: "
+                  "vLLM builds the schema, yet get_weather came back with {\"param\": \"temperature\"}")
+KNOWN_FAILURES: dict[str, str] = {
+    "tool_choice required: one valid call, finish_reason tool_calls": _UNCONSTRAINED,
+    "tool_choice named: calls that function": _UNCONSTRAINED + "; a named call also ends with finish_reason 'stop'",
+    "parameterless tool: arguments \"{}\"": _UNCONSTRAINED + " (a tool without parameters got invented ones)",
+    "streamed calls add up to the non-streamed ones": "non-streamed arguments are re-serialised with spaces "
+                                                      "('{\"a\": 1}') while the streamed ones are compact, and named calls end with 'stop'",
+    "parallel calls: indexes 0..n-1, unique ids": _UNCONSTRAINED,
+    "invalid tool schema: HTTP 400": "tools whose parameters are not valid JSON Schema are accepted without an error",
+}
 
 
 def describe_failure(result) -> str:
