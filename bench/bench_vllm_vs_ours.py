@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 MODEL = "smollm2-135m-instruct"
 STORY = "Write a long story about a dragon who learns to cook. Give every character a name."
-MAX_TOKENS = 128
+MAX_TOKENS = 64
 CONCURRENT = 8
 TTFT_TOKENS = 1000
 
@@ -82,10 +82,12 @@ def long_prompt(tokenizer, round_index: int) -> str:
 def measure(client, tokenizer, round_index: int) -> dict:
     _, seconds, tokens = one_request(client, STORY, MAX_TOKENS)
     single = tokens / seconds
+    print(f"  single stream: {tokens} tokens in {seconds:.1f} s", file=sys.stderr, flush=True)
     started = time.perf_counter()
     with ThreadPoolExecutor(CONCURRENT) as pool:
         results = list(pool.map(lambda i: one_request(client, f"{STORY} Story number {i}.", MAX_TOKENS), range(CONCURRENT)))
     aggregate = sum(r[2] for r in results) / (time.perf_counter() - started)
+    print(f"  {CONCURRENT} clients: {aggregate:.1f} tokens/s", file=sys.stderr, flush=True)
     ttft, _, _ = one_request(client, long_prompt(tokenizer, round_index), 1)
     return {"single_stream_tokens_per_s": single, "aggregate_tokens_per_s_8_clients": aggregate, "ttft_1000_tokens_s": ttft,
             "single_stream_tokens": tokens}
@@ -93,7 +95,7 @@ def measure(client, tokenizer, round_index: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds per engine")
+    parser.add_argument("--rounds", type=int, default=1, help="alternating rounds per engine")
     parser.add_argument("--vllm-url", default=None, help="use a running vLLM (serving the default model in fp32) instead of starting one")
     args = parser.parse_args()
 
@@ -119,6 +121,7 @@ def main() -> None:
             order = list(clients) if round_index % 2 == 0 else list(reversed(clients))
             for name in order:
                 runs[name].append(measure(clients[name], tokenizer, round_index * 2 + (name == "ours")))
+                print(f"round {round_index + 1} {name}: {json.dumps({k: round(v, 2) for k, v in runs[name][-1].items()})}", file=sys.stderr, flush=True)
     finally:
         os.killpg(ours.pid, 15)
         ours.wait(60)

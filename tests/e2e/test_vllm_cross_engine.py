@@ -19,7 +19,7 @@ from llm_deeper.tools.conformance import Conformance
 
 pytestmark = pytest.mark.slow
 NEAR_TIE = 0.05  # top-1 minus top-2 log-probability below which fp32 rounding may flip a greedy choice
-MAX_TOKENS = 32
+MAX_TOKENS = 24
 
 
 @pytest.fixture(scope="module")

@@ -97,3 +97,12 @@ def test_unsupported_platforms_say_why(monkeypatch):
     assert "Linux only" in venv.unsupported_reason(venv.CPU_SPEC)
     with pytest.raises(UserError, match="MLX"):
         venv.ensure_env(venv.CPU_SPEC, say=lambda m: None)
+
+
+def test_make_target_skips_with_the_reason_where_vllm_cannot_run(monkeypatch, capsys):
+    monkeypatch.setattr(venv.sys, "platform", "darwin")
+    venv.main(["--if-supported"])  # returns: `make test` goes on and the vLLM tests skip
+    assert "its tests will skip" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exited:
+        venv.main([])
+    assert exited.value.code == 2

@@ -89,6 +89,7 @@ def test_plan_for_cpu_has_fp32_lora_tools_and_kv_sizing(tiny_llama_dir, tmp_path
     assert argv[1:3] == ["-m", "vllm.entrypoints.openai.api_server"]
     assert argv[argv.index("--dtype") + 1] == "float32" and argv[argv.index("--max-lora-rank") + 1] == "16"
     assert f"tools={adapter.resolve()}" in argv and argv[argv.index("--tool-call-parser") + 1] == "hermes"
+    assert argv[argv.index("--tool-strict-level") + 1] == "parameter"  # forced calls held to each tool's schema
     assert "--chat-template" in argv and checked.variables == {"VLLM_CPU_KVCACHE_SPACE": "0.5"}
     config = json.loads((tiny_llama_dir / "config.json").read_text())
     per_token = 2 * config["num_hidden_layers"] * config["num_key_value_heads"] * (config["hidden_size"] // config["num_attention_heads"]) * 4
@@ -122,3 +123,14 @@ def test_deploy_cli_dry_run_prints_the_command_and_bad_input_is_one_line(tiny_ll
     assert done.returncode == 2 and "--lora expects NAME=DIR" in done.stderr and "Traceback" not in done.stderr
     done = run_cli("deploy", "vllm", "--model", str(tiny_llama_dir), "--max-model-len", "999999", env=env)
     assert done.returncode == 2 and "exceeds the model's context" in done.stderr
+
+
+def test_parser_names_are_read_from_the_vllm_environment(tmp_path):
+    from llm_deeper.deploy.checks import installed_parsers
+
+    registry = tmp_path / "env" / "lib" / "python3.11" / "site-packages" / "vllm" / "tool_parsers" / "__init__.py"
+    registry.parent.mkdir(parents=True)
+    registry.write_text('_TOOL_PARSERS_TO_REGISTER = {\n    "hermes": (\n        "hermes_tool_parser",\n        "Hermes2ProToolParser",\n    ),\n'
+                        '    "deepseek_v3": (  # name\n        "deepseekv3_tool_parser",  # filename\n    ),\n}\n')
+    assert installed_parsers(tmp_path / "env" / "bin" / "python") == ("deepseek_v3", "hermes")
+    assert installed_parsers(tmp_path / "nothing" / "bin" / "python") is None

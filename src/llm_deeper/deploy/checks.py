@@ -20,7 +20,7 @@ from .launch import LORA_RANKS, VllmConfig, build_command, device_of, fitting_lo
 KNOWN_PARSERS = ("hermes", "mistral", "llama3_json", "llama4_json", "llama4_pythonic", "pythonic", "granite",
                  "granite-20b-fc", "internlm", "jamba", "xlam", "qwen3_coder", "qwen3_xml", "deepseek_v3",
                  "deepseek_v31", "kimi_k2", "glm45", "minimax", "phi4_mini_json", "hunyuan_a13b", "openai")
-REGISTER = re.compile(r"register_module\(\s*(\[[^\]]*\]|[\"'][^\"']+[\"'])")  # @ToolParserManager.register_module("name")
+LAZY_ENTRY = re.compile(r'^\s+"([\w.-]+)":\s*\(\s*(?:#.*)?$', re.M)  # `"hermes": (` opening a registry entry
 GPU_RESERVE_GIB = 1.0  # CUDA context, activations and graphs: not available to the KV cache
 DEFAULT_GPU_UTILIZATION = 0.9  # vLLM's own default --gpu-memory-utilization
 
@@ -37,14 +37,13 @@ class Plan:
 
 
 def installed_parsers(python: Path) -> tuple[str, ...] | None:
-    """Tool-call parser names registered in a built vLLM environment (read from its source, no import)."""
-    site = list(python.parent.parent.glob("lib/python*/site-packages/vllm"))
-    if not site:
-        return None
+    """Tool-call parser names a built vLLM environment registers (read from its source, no import).
+
+    vLLM 0.32 lists them in `vllm/tool_parsers/__init__.py` as `"name": ("module", "Class")`.
+    """
     names: set[str] = set()
-    for path in site[0].rglob("*tool_parser*.py"):
-        for argument in REGISTER.findall(path.read_text(errors="ignore")):
-            names.update(re.findall(r"[\"']([^\"']+)[\"']", argument))
+    for registry in python.parent.parent.glob("lib/python*/site-packages/vllm/tool_parsers/__init__.py"):
+        names |= set(LAZY_ENTRY.findall(registry.read_text(errors="ignore")))
     return tuple(sorted(names)) or None
 
 

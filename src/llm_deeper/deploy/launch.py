@@ -40,6 +40,7 @@ class VllmConfig:
     loras: dict[str, str] = field(default_factory=dict)  # adapter name -> PEFT folder
     tools: bool = False  # --enable-auto-tool-choice with the parser below and a tools-aware template
     tool_parser: str = TOOL_PARSER  # vLLM's --tool-call-parser
+    tool_strict_level: str = "parameter"  # vLLM's --tool-strict-level: "parameter" holds forced calls to each tool's schema
     max_lora_rank: int | None = None  # None: the smallest vLLM accepts that fits every adapter
     max_model_len: int | None = None  # context cap (None: the model's)
     device: str | None = None  # "cpu" or "cuda" (None: cuda where an NVIDIA GPU is present)
@@ -110,7 +111,10 @@ def build_command(config: VllmConfig, python: str, folder: Path, port: int, chat
         argv += ["--enable-lora", "--max-loras", str(len(config.loras)), "--max-lora-rank", str(lora_rank or 8), "--lora-modules"]
         argv += [f"{name}={Path(path).resolve()}" for name, path in config.loras.items()]
     if config.tools:
-        argv += ["--enable-auto-tool-choice", "--tool-call-parser", config.tool_parser]
+        # vLLM 0.32 holds a call's arguments to the tool's schema only for tools marked
+        # "strict" unless told otherwise; without it, forced calls came back as
+        # get_weather({"param": "temperature"}) from the default model.
+        argv += ["--enable-auto-tool-choice", "--tool-call-parser", config.tool_parser, "--tool-strict-level", config.tool_strict_level]
     if chat_template is not None:
         # "string": message content reaches the template as text, as our renderer expects.
         argv += ["--chat-template", str(chat_template), "--chat-template-content-format", "string"]
