@@ -124,6 +124,7 @@ def write_atomically(out: Path, files: dict[str, object], force: bool) -> Path:
         raise ConversionError(f"{out} already exists and is not empty: choose another folder or pass --force to replace it")
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    staging.chmod(0o755)  # mkdtemp makes it private; the result is an ordinary folder
     try:
         for name, content in files.items():
             target = staging / name

@@ -61,3 +61,66 @@ def mlx_greedy(model, tokenizer, prompt_ids: list[int], max_tokens: int) -> list
         if response.token is not None and response.finish_reason != "stop":
             out.append(int(response.token))
     return out
+
+
+class MlxLmServer:
+    """`mlx_lm server` (mlx-lm's own OpenAI-compatible server) in a subprocess on a free loopback port.
+
+    Use as a context manager; `url` is the base URL for the `openai` client
+    (`<url>/v1`). Requests name the model "default_model": mlx-lm loads any
+    other name as a new model path.
+    """
+
+    def __init__(self, model_folder: str | Path, adapter: str | Path | None = None, startup_timeout: float = 300.0):
+        self.model_folder, self.adapter, self.startup_timeout = Path(model_folder), adapter, startup_timeout
+        from ..serve.background import free_port
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = None
+        self.log = None
+
+    def __enter__(self) -> "MlxLmServer":
+        import os
+        import subprocess
+        import sys
+        import time
+        import urllib.request
+
+        require_mlx()
+        command = [sys.executable, "-m", "mlx_lm", "server", "--model", str(self.model_folder), "--host", "127.0.0.1", "--port", str(self.port)]
+        if self.adapter:
+            command += ["--adapter-path", str(self.adapter)]
+        import tempfile
+
+        self.log = tempfile.TemporaryFile(mode="w+")  # a file, not a pipe: a full pipe would stall the server
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=self.log, text=True,
+                                        env={**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"})
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                self.log.seek(0)
+                error = self.log.read().strip().splitlines()
+                self.log.close()
+                raise RuntimeError(f"mlx_lm server exited with {self.process.returncode}: {error[-1] if error else 'no output'}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as response:
+                    if response.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.5)
+        self.__exit__(None, None, None)
+        raise RuntimeError(f"mlx_lm server did not answer on {self.url} within {self.startup_timeout:.0f} s")
+
+    def __exit__(self, *exc) -> None:
+        import subprocess
+
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.log is not None and not self.log.closed:
+            self.log.close()
