@@ -8,7 +8,7 @@ What you learn:
 - the way back (`convert mlx-to-peft`) gives the original files bit for bit.
 
 Run: python src/inferencing_and_advanced/01_peft_to_mlx.py   (--quick: tiny random model, seconds)
-Takes about 1-2 minutes on 2 CPU cores (a short real LoRA fine-tune first, then two models side by side).
+Takes: about 2 minutes on 2 CPU cores (a 3-step LoRA fine-tune first, then PEFT and mlx-lm side by side).
 MLX runs on the CPU here (`mlx[cpu]`) and on Metal on Apple silicon; where it cannot be imported the
 mlx-lm cells say why and are skipped.
 """

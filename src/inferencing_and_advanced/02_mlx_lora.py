@@ -7,7 +7,8 @@ What you learn:
 - the MLX adapter converted to PEFT (`llm-deeper convert mlx-to-peft`), equal logits, served by `llm-deeper serve --lora`.
 
 Run: python src/inferencing_and_advanced/02_mlx_lora.py   (--quick: tiny random model, seconds)
-Takes about 1-2 minutes on 2 CPU cores. MLX runs on the CPU here (`mlx[cpu]`), on Metal on Apple silicon.
+Takes: about 2 minutes on 2 CPU cores (a 6-step mlx-lm fine-tune, two servers started).
+MLX runs on the CPU here (`mlx[cpu]`), on Metal on Apple silicon.
 """
 
 # %%
