@@ -19,6 +19,7 @@ import json
 import torch
 from safetensors.torch import load_file
 
+from llm_deeper.chat_format import prompt_ids
 from llm_deeper.convert.mlx_runtime import mlx_status
 from llm_deeper.convert.mlx_to_peft import mlx_to_peft
 from llm_deeper.convert.peft_to_mlx import peft_to_mlx
@@ -29,7 +30,6 @@ from llm_deeper.finetune.merge import load_with_adapter
 from llm_deeper.finetune.tool_probe import expected_tool, prompt_messages
 from llm_deeper.finetune.tool_recipe import lesson_setup
 from llm_deeper.lesson import check, done, is_quick, output_dir, saved, section, show
-from llm_deeper.tools.render import chat_prompt
 
 out = output_dir("inferencing_01")
 quick = is_quick()
@@ -95,7 +95,7 @@ else:
     from llm_deeper.convert.mlx_parity import compare_with_peft
 
     example = next(e for e in read_jsonl(setup.test) if expected_tool(e))
-    ids = tokenizer(chat_prompt(tokenizer, prompt_messages(example), example.tools), add_special_tokens=False)["input_ids"]
+    ids = prompt_ids(tokenizer, prompt_messages(example), example.tools)
     parity = compare_with_peft(setup.model, adapter, mlx_dir, ids, max_new_tokens=8 if quick else 32)
     show("prompt", f"a held-out tool prompt, {parity.prompt_tokens} tokens")
     show("max |Δlogit| mlx-lm vs transformers, base model", f"{parity.base_max_logit_diff:.2e}")

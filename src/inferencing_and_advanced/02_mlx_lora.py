@@ -17,11 +17,11 @@ import sys
 import numpy as np
 import openai
 
+from llm_deeper.chat_format import prompt_ids, template_messages
 from llm_deeper.convert.lora_shapes import base_folder
 from llm_deeper.convert.mlx_runtime import MlxLmServer, load_mlx, mlx_logits, mlx_status
 from llm_deeper.convert.mlx_to_peft import mlx_to_peft
-from llm_deeper.data.sft import ChatExample, read_jsonl
-from llm_deeper.data.sft_render import template_messages
+from llm_deeper.data.sft import read_jsonl
 from llm_deeper.finetune.mlx_lora import MlxLoraConfig, train_mlx_lora
 from llm_deeper.finetune.tool_probe import expected_tool, prompt_messages
 from llm_deeper.finetune.tool_recipe import lesson_setup
@@ -74,7 +74,7 @@ section("3. mlx-lm's own server with the adapter, called with the openai client"
 example = next(e for e in read_jsonl(setup.test) if expected_tool(e))
 # SmolLM2's chat template has no tools section and mlx-lm picks its tool parser from the template,
 # so the tools go into the system message as text by our renderer (what the fine-tune saw), and we parse the reply.
-messages = template_messages(ChatExample(messages=prompt_messages(example), tools=example.tools))
+messages = template_messages(prompt_messages(example), example.tools)
 with MlxLmServer(base, run.folder) as server:
     client = openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0)
     show("server", f"{server.url} (python -m mlx_lm server --model BASE --adapter-path ADAPTER)")
@@ -97,7 +97,7 @@ import torch  # noqa: E402
 from llm_deeper.finetune.merge import load_with_adapter  # noqa: E402
 
 peft_model, hf_tokenizer = load_with_adapter(setup.model, peft_dir)
-ids = hf_tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=False)
+ids = prompt_ids(hf_tokenizer, messages)
 with torch.no_grad():
     theirs = peft_model(input_ids=torch.tensor([ids])).logits[0].numpy()
 ours = mlx_logits(model, ids)

@@ -51,11 +51,11 @@ class MlxLoraConfig:
 def write_mlx_data(train: Path, valid: Path, folder: Path) -> Path:
     """train.jsonl and valid.jsonl as mlx-lm reads them: {"messages": [...]} with tool parts rendered as text."""
     from ..data.sft import read_jsonl
-    from ..data.sft_render import template_messages
+    from ..chat_format import template_messages
 
     folder.mkdir(parents=True, exist_ok=True)
     for source, name in ((train, "train.jsonl"), (valid, "valid.jsonl")):
-        lines = [json.dumps({"messages": template_messages(example)}, ensure_ascii=False) for example in read_jsonl(source)]
+        lines = [json.dumps({"messages": template_messages(example.messages, example.tools)}, ensure_ascii=False) for example in read_jsonl(source)]
         (folder / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
     return folder
 
