@@ -79,6 +79,7 @@ def test_lint_cli_exit_codes(tiny_llama_dir, tmp_path):
 @pytest.fixture
 def cpu_target(monkeypatch, tmp_path):
     monkeypatch.setattr(vllm_env, "has_nvidia_gpu", lambda: False)
+    monkeypatch.setenv("LLM_DEEPER_HOME", str(tmp_path / "home"))
     monkeypatch.setenv(vllm_env.ENV_VAR, str(tmp_path / "no-env"))
 
 
@@ -91,6 +92,7 @@ def test_plan_for_cpu_has_fp32_lora_tools_and_kv_sizing(tiny_llama_dir, tmp_path
     assert f"tools={adapter.resolve()}" in argv and argv[argv.index("--tool-call-parser") + 1] == "hermes"
     assert argv[argv.index("--tool-strict-level") + 1] == "parameter"  # forced calls held to each tool's schema
     assert "--chat-template" in argv and checked.variables == {"VLLM_CPU_KVCACHE_SPACE": "0.5"}
+    assert (tmp_path / "home" / "vllm" / f"{tiny_llama_dir.name}.tools.jinja").read_text().startswith("{#- Tools")  # the command's template exists
     config = json.loads((tiny_llama_dir / "config.json").read_text())
     per_token = 2 * config["num_hidden_layers"] * config["num_key_value_heads"] * (config["hidden_size"] // config["num_attention_heads"]) * 4
     assert checked.kv_tokens == int(0.5 * 2**30 // per_token) and checked.kv_sequences == checked.kv_tokens // 64
@@ -123,6 +125,9 @@ def test_deploy_cli_dry_run_prints_the_command_and_bad_input_is_one_line(tiny_ll
     assert done.returncode == 2 and "--lora expects NAME=DIR" in done.stderr and "Traceback" not in done.stderr
     done = run_cli("deploy", "vllm", "--model", str(tiny_llama_dir), "--max-model-len", "999999", env=env)
     assert done.returncode == 2 and "exceeds the model's context" in done.stderr
+    if not vllm_env.has_nvidia_gpu():
+        done = run_cli("deploy", "vllm", "--model", str(tiny_llama_dir), "--gpu-memory", "24", "--run", env=env)
+        assert done.returncode == 2 and "no NVIDIA GPU" in done.stderr
 
 
 def test_parser_names_are_read_from_the_vllm_environment(tmp_path):

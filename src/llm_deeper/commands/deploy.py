@@ -36,6 +36,11 @@ def deploy_vllm(
     from .serve import parse_lora
 
     console = Console(stderr=True, highlight=False)
+    from ..deploy.env import has_nvidia_gpu
+    from ..errors import UserError
+
+    if run and gpu_memory and not has_nvidia_gpu():
+        raise UserError("--gpu-memory plans for a GPU machine and this one has no NVIDIA GPU: use --dry-run here, --run there")
     config = VllmConfig(model=model, loras=parse_lora(lora), tools=tools, tool_parser=tool_parser, max_lora_rank=max_lora_rank,
                         max_model_len=max_model_len, kv_cache_gib=kv_cache_gib, host=host, port=port, api_key=api_key,
                         device="cuda" if gpu_memory else None)

@@ -104,7 +104,9 @@ def plan(config: VllmConfig, gpu_memory_gib: float | None = None, tool_parser: s
             raise UserError(f"the model's template has no tools, and the one we write emits hermes <tool_call> JSON: use --tool-parser hermes, not {tool_parser}")
         from ..paths import artifact_dir
 
-        template_path = artifact_dir("vllm") / f"{folder.name}.tools.jinja"
+        from .chat_template import write_tools_template
+
+        template_path = write_tools_template(folder, artifact_dir("vllm") / f"{folder.name}.tools.jinja")  # the printed command uses it
         report.append(f"chat template: the model's has no tools; a tools-aware one (tools/render.py's format) goes to {template_path}")
     else:
         report.append("chat template: the model's own" + (" (it renders tools)" if config.tools else ""))
