@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from conftest import run_cli
 
 
@@ -24,3 +26,14 @@ def test_agent_rejects_unknown_tools_in_one_line():
     assert result.returncode == 2 and "teleport" in result.stderr and "Traceback" not in result.stderr
     result = run_cli("agent", "hi", "--tools", "calculator", "--tool-choice", "sometimes")
     assert result.returncode == 2 and "tool choice" in result.stderr
+
+
+@pytest.mark.slow
+def test_readme_agent_example_answers_391():
+    """Issue 18: the README's example once made 8 identical calls with "17 * 23," (the schema allowed the
+    comma, the calculator refused it) and never answered. Now the pattern is the calculator's own form."""
+    result = run_cli("agent", "What is 17 * 23?", "--tools", "calculator", timeout=900)
+    assert result.returncode == 0, result.stdout + result.stderr
+    calls = [line for line in result.stdout.splitlines() if "calculator(" in line]
+    assert calls and all('"17 * 23,"' not in line for line in calls)
+    assert "391" in result.stdout.strip().splitlines()[-1]  # the final answer line

@@ -71,6 +71,9 @@ def agent(
     if result.stopped == "max_steps":
         console.print(f"[yellow]stopped after {max_steps} steps without a final answer[/]")
         raise typer.Exit(1)
+    if result.stopped == "repeated_failure":
+        console.print(f"[yellow]stopped: {result.reason}[/]")
+        raise typer.Exit(1)
     if result.stopped == "no_tool_call":
         console.print(f"[yellow]the model had to call a tool but its call did not finish (raise --max-new-tokens?): {result.answer[:200]!r}[/]")
         raise typer.Exit(1)

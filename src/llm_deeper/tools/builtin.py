@@ -21,7 +21,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
-from .calculator import MAX_EXPRESSION_CHARS, PATTERN, evaluate
+from .calculator import PATTERN, evaluate
 from .calls import compact_json
 from .registry import ToolError, ToolRegistry
 
@@ -52,7 +52,8 @@ ShortText = Annotated[str, {"minLength": 1, "maxLength": 80}]
 ClockTime = Annotated[str, {"pattern": r"^([01]?[0-9]|2[0-3]):[0-5][0-9]$"}]
 IsoDate = Annotated[str, {"pattern": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"}]
 # The calculator's own form (calculator.PATTERN): what the grammar lets a model write, the evaluator reads.
-Expression = Annotated[str, {"pattern": PATTERN, "maxLength": MAX_EXPRESSION_CHARS}]
+# No maxLength beside it: xgrammar ignores one next to a pattern (and warns); the evaluator bounds the length.
+Expression = Annotated[str, {"pattern": PATTERN}]
 
 
 # ── units ─────────────────────────────────────────────────────────────────────

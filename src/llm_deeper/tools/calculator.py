@@ -26,7 +26,7 @@ import re
 
 from .registry import ToolError
 
-MAX_EXPRESSION_CHARS = 120  # the schema's maxLength too
+MAX_EXPRESSION_CHARS = 120  # a bound like the ones on values (a pattern cannot carry it: xgrammar drops maxLength beside one)
 MAX_EXPONENT = 1000  # |b| in a**b; bigger exponents are refused
 MAX_MAGNITUDE = 1e100  # every intermediate value stays within this (no huge integers)
 MAX_ROUND_DIGITS = 15  # round(x, n) needs |n| <= 15 (a float has ~16 significant digits)
@@ -36,9 +36,9 @@ MAX_FACTORIAL = 69  # 69! < 1e100 < 70!
 class FormError(ToolError):
     """The text is not an expression of the calculator's language (as opposed to a value error like 1 / 0).
 
-    `reason` says which rule it broke: empty | length | pattern (the schema's
-    regular expression) | balance | comma | arity (what a regular expression
-    cannot count).
+    `reason` says which rule it broke: pattern (the schema's regular
+    expression; an empty text fails it too) | balance | comma | arity (what a
+    regular expression cannot count) | length (the size bound).
     """
 
     def __init__(self, message: str, reason: str) -> None:
@@ -106,8 +106,8 @@ ALLOWED = "numbers, + - * / // % ** ^, parentheses, pi, e and " + ", ".join(_FUN
 
 
 def pattern_accepts(expression: str) -> bool:
-    """Whether the schema accepts the text (jsonschema's way: re.search, plus maxLength)."""
-    return len(expression) <= MAX_EXPRESSION_CHARS and _FORM.search(expression) is not None
+    """Whether the schema accepts the text (jsonschema's way: re.search)."""
+    return _FORM.search(expression) is not None
 
 
 def _check(value):
@@ -206,7 +206,7 @@ def _balanced(text: str) -> bool:
 def parse(expression: str) -> ast.Expression:
     """The syntax tree of an expression of the calculator's language, or a FormError saying what is wrong."""
     if not expression.strip():
-        raise FormError("the expression is empty", "empty")
+        raise FormError("the expression is empty", "pattern")
     shown = repr(expression) if len(expression) <= 60 else repr(expression[:60]) + "…"
     if len(expression) > MAX_EXPRESSION_CHARS:
         raise FormError(f"the expression is longer than {MAX_EXPRESSION_CHARS} characters", "length")
