@@ -211,6 +211,13 @@ def test_a_huge_line_fails_at_once_naming_the_limit(files, no_work, capsys, monk
     for argv in (["finetune", "--data", str(huge), "--output", str(tmp_path / "o")], ["eval", "--data", str(huge)], ["data", "inspect", str(huge)]):
         code, err = run_cli_in_process(argv, capsys)
         assert code == 2 and f"{huge}:1" in err and "longer than 4,096 bytes" in err and "LLM_DEEPER_MAX_LINE_BYTES" in err, err
+    monkeypatch.delenv("LLM_DEEPER_MAX_LINE_BYTES")
+    # The default limit, and the library reader under it (fine-tuning reads through it too): a 9 MiB line.
+    from llm_deeper.data.sft import read_jsonl
+
+    huge.write_text('{"prompt": "hi", "completion": "ok"}\n' + '{"prompt": "' + "x" * (9 << 20) + '", "completion": "y"}\n', encoding="utf-8")
+    with pytest.raises(UserError, match=r"huge.jsonl:2: the line is longer than 8 MiB"):
+        read_jsonl(huge)
 
 
 def test_quick_keeps_explicit_flags(monkeypatch, capsys, tmp_path):

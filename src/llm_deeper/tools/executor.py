@@ -85,6 +85,7 @@ class ToolExecutor:
         cpu_s = config.cpu_s if config.cpu_s is not None else config.timeout_s
         limits = WorkerLimits(cpu_s=max(1, math.ceil(cpu_s)), memory_mb=config.memory_mb, max_output_chars=config.max_output_chars)
         self.pool = WorkerPool(registry, limits, size=config.workers)
+        self.pool.fill()  # warm now, so the first call pays no process start either
 
     def check(self, call: ToolCall) -> ToolResult | None:
         """An error result if the call must not run (unknown tool, invalid arguments)."""
