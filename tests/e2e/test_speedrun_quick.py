@@ -14,6 +14,7 @@ def test_speedrun_quick_completes_with_a_report(tmp_path):
     assert "| Chat turn | ok |" in report
     assert "Paris" in report
     assert "FAILED" not in report
+    assert "| MLX: the tool adapter in mlx-lm | ok |" in report  # converted, and mlx-lm checked against PEFT (or skipped with the reason)
     assert "Speedrun summary" in result.stdout
     card = (tmp_path / "report.html").read_text()
     assert card.count("data:image/png;base64,") >= 2  # TinyGPT and fine-tune loss curves at least
