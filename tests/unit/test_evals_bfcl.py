@@ -176,3 +176,23 @@ def test_bad_input_is_one_line(tmp_path):
     assert result.returncode == 2 and "unknown BFCL category" in result.stderr and "Traceback" not in result.stderr
     result = run_cli("eval", "bfcl", "--tool-choice", "none", timeout=120)
     assert result.returncode == 2 and "--tool-choice" in result.stderr
+
+
+@pytest.mark.slow
+def test_default_model_on_a_few_bfcl_items():
+    """The real model through the engine, one item per category: required always yields calls BFCL can score."""
+    from llm_deeper.evals.bfcl_run import EngineBackend, run_bfcl
+    from llm_deeper.inference.engine import Engine
+
+    items = [item for category in CATEGORIES for item in load_category(category, limit=1, seed=0)]
+    engine = Engine.load("smollm2-135m-instruct", max_batch=5)
+    try:
+        required = run_bfcl(items, EngineBackend(engine, max_new_tokens=48), None, "required", "base required")
+    finally:
+        engine.close()
+    for record in required.records:
+        assert record["predicted_calls"] or record["finish_reason"] == "length", record
+        for call in record["predicted_calls"]:
+            json.loads(call["function"]["arguments"])  # the grammar made it JSON
+    assert required.aggregates["bfcl:irrelevance"].value == 0.0  # required forces a call where none fits
+    assert set(required.aggregates) >= {f"bfcl:{c}" for c in CATEGORIES} | {"bfcl:overall"}
