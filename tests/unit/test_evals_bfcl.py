@@ -194,5 +194,6 @@ def test_default_model_on_a_few_bfcl_items():
         assert record["predicted_calls"] or record["finish_reason"] == "length", record
         for call in record["predicted_calls"]:
             json.loads(call["function"]["arguments"])  # the grammar made it JSON
-    assert required.aggregates["bfcl:irrelevance"].value == 0.0  # required forces a call where none fits
+    irrelevant = next(r for r in required.records if r["id"].startswith("irrelevance"))
+    assert (irrelevant["verdict"] == "pass") == (not irrelevant["predicted_calls"])  # a call where none fits fails; a cut one cannot be read
     assert set(required.aggregates) >= {f"bfcl:{c}" for c in CATEGORIES} | {"bfcl:overall"}
