@@ -80,7 +80,7 @@ def run_ours(text_path: Path, steps: int, threads: int, compile_model: bool, fla
     }
 
 
-def run_nanogpt(checkout: Path, text_path: Path, threads: int) -> dict:
+def run_nanogpt(checkout: Path, text_path: Path, threads: int, extra_args: tuple[str, ...] = ()) -> dict:
     """nanoGPT's own train.py on a temp copy, data prepared like its prepare.py."""
     import numpy as np
 
@@ -102,13 +102,13 @@ def run_nanogpt(checkout: Path, text_path: Path, threads: int) -> dict:
             pickle.dump({"vocab_size": len(chars), "itos": dict(enumerate(chars)), "stoi": stoi}, f)
         env = dict(os.environ, OMP_NUM_THREADS=str(threads)) if threads else dict(os.environ)
         start = time.perf_counter()
-        proc = subprocess.run([sys.executable, "train.py", "config/train_shakespeare_char.py", *NANOGPT_ARGS, f"--out_dir={work / 'out'}"],
+        proc = subprocess.run([sys.executable, "train.py", "config/train_shakespeare_char.py", *NANOGPT_ARGS, *extra_args, f"--out_dir={work / 'out'}"],
                               cwd=work, capture_output=True, text=True, env=env)
         wall = time.perf_counter() - start
         if proc.returncode != 0:
             return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"}
         times = [float(m.group(1)) for m in re.finditer(r"^iter \d+: loss [\d.]+, time ([\d.]+)ms", proc.stdout, re.M)]
-        val = re.findall(r"step 2000: train loss [\d.]+, val loss ([\d.]+)", proc.stdout)
+        val = re.findall(r"step \d+: train loss [\d.]+, val loss ([\d.]+)", proc.stdout)
         ms = statistics.median(times[1:])
         return {"tokens_per_s": round(768 / ms * 1000), "ms_per_iter": round(ms, 2), "val_loss_eval20": float(val[-1]) if val else None,
                 "wall_s": round(wall, 1), "source": f"measured: {checkout} train.py, median iteration time"}

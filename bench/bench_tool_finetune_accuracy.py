@@ -18,6 +18,8 @@ def main() -> None:
     from llm_deeper.models.loaders import load_model
     from llm_deeper.models.registry import DEFAULT_MODEL
 
+    from dataclasses import asdict
+
     quick = "--quick" in sys.argv[1:]
     base = load_model(DEFAULT_MODEL)
     epochs = next((int(a.split("=", 1)[1]) for a in sys.argv[1:] if a.startswith("--epochs=")), None)  # --epochs=N overrides the recipe
@@ -28,8 +30,8 @@ def main() -> None:
             from dataclasses import replace
 
             recipe = replace(recipe, epochs=epochs)
-        figures = run_tool_recipe(DEFAULT_MODEL, base, Path(keep or folder), recipe, log=lambda line: print(line, file=sys.stderr, flush=True))
-    figures.pop("adapter_dir"), figures.pop("test_file")
+        run = run_tool_recipe(DEFAULT_MODEL, base, Path(keep or folder), recipe, log=lambda line: print(line, file=sys.stderr, flush=True))
+    figures = {**run.figures(), "recipe": asdict(run.recipe), "sample after": run.after.samples[:3]}
     figures["target right tool after"] = 0.8
     figures["meets target"] = figures["right tool after"] >= 0.8
     print(json.dumps({"bench": "tool_finetune_accuracy", "model": DEFAULT_MODEL, "quick": quick, **figures}, ensure_ascii=False))

@@ -146,3 +146,21 @@ def test_cli_train_sample_export_round_trip(tmp_path):
     assert "max |Δlogit|" in exported.stdout
     loaded = load_model(str(tmp_path / "hf"))
     assert type(loaded.model).__name__ == "LlamaForCausalLM"
+
+
+def test_dtype_auto_picks_bf16_only_where_it_measured_faster(monkeypatch):
+    import llm_deeper.hardware as hardware
+    from llm_deeper.train.precision import resolve_dtype
+
+    if torch.cuda.is_available():
+        pytest.skip("on CUDA the GPU's bf16 support decides")
+    measure = hardware.bf16_matmul_pays.__wrapped__  # the uncached function
+    monkeypatch.setattr(hardware, "bf16_matmul_pays", lambda: True)
+    assert resolve_dtype("auto", "cpu") == "bfloat16" and resolve_dtype(None, "cpu") == "bfloat16"
+    assert resolve_dtype("float32", "cpu") == "float32"  # asked for: opt out
+    monkeypatch.setattr(hardware, "bf16_matmul_pays", lambda: False)
+    assert resolve_dtype("auto", "cpu") == "float32"
+    monkeypatch.setattr(hardware, "native_bf16", lambda: False)
+    assert measure() is False  # no bf16 units: emulated bf16 never pays, nothing measured
+    with pytest.raises(UserError, match="use auto, bfloat16 or float32"):
+        resolve_dtype("fp8", "cpu")

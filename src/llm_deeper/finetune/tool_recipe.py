@@ -9,7 +9,11 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    from .loop import TrainResult
+    from .tool_probe import ProbeResult
 
 
 @dataclass
@@ -35,11 +39,52 @@ class ToolRecipe:
 QUICK = ToolRecipe(n_train=4, n_test=4, max_length=384, batch_size=2, max_steps=2, probe_limit=2, probe_tokens=8, warmup_steps=0)
 
 
-def run_tool_recipe(model: str, base, out: Path, recipe: ToolRecipe = ToolRecipe(), log: Callable[[str], None] = print) -> dict:
-    """Run the recipe; `base` is a LoadedModel of `model` used for the before-probe (left untouched).
+@dataclass
+class ToolRecipeResult:
+    """What one run of the recipe measured and wrote; read by attribute (the report's labels live in `figures`)."""
 
-    Returns the figures, plus the adapter folder and the test file.
-    """
+    recipe: ToolRecipe  # the sizes it ran with
+    adapter_dir: Path  # the PEFT adapter it trained
+    test_file: Path  # the held-out conversations it probed (later evals reuse them)
+    train: "TrainResult"  # the fine-tuning run (losses, steps, seconds, tokens/s, parameters)
+    before: "ProbeResult"  # tool-call probe of the base model
+    after: "ProbeResult"  # the same probe with the adapter loaded from its folder
+    loss_curve: Path  # PNG of the training loss per step
+
+    @property
+    def loss_before(self) -> float:
+        return self.train.eval_losses[0]
+
+    @property
+    def loss_after(self) -> float:
+        return self.train.eval_losses[-1]
+
+    @property
+    def learned(self) -> bool:
+        """Fine-tuning lowered the held-out loss."""
+        return self.loss_after < self.loss_before
+
+    def figures(self) -> dict:
+        """Report lines: label → rounded value."""
+        return {
+            "train conversations": self.recipe.n_train,
+            "held-out tool prompts": self.after.prompts,
+            "held-out loss before": round(self.loss_before, 4),
+            "held-out loss after": round(self.loss_after, 4),
+            "right tool before": round(self.before.accuracy, 3),
+            "right tool after": round(self.after.accuracy, 3),
+            "parseable call before": round(self.before.parse_rate, 3),
+            "parseable call after": round(self.after.parse_rate, 3),
+            "train steps": self.train.steps,
+            "train seconds": round(self.train.seconds, 1),
+            "train tokens/s": round(self.train.tokens_per_s, 1),
+            "trainable params": self.train.trainable,
+            "loss curve": str(self.loss_curve),
+        }
+
+
+def run_tool_recipe(model: str, base, out: Path, recipe: ToolRecipe = ToolRecipe(), log: Callable[[str], None] = print) -> ToolRecipeResult:
+    """Run the recipe; `base` is a LoadedModel of `model` used for the before-probe (left untouched)."""
     from ..data.sft import read_jsonl
     from ..data.toolcalls import write_tool_dataset
     from ..inference.engine import Engine
@@ -67,25 +112,7 @@ def run_tool_recipe(model: str, base, out: Path, recipe: ToolRecipe = ToolRecipe
     with Engine(base, adapters={"tuned": config.output}, max_batch=8) as engine:  # the adapter folder as saved: the round trip a user does
         after = tool_call_probe(engine, test, recipe.probe_limit, adapter="tuned", max_new_tokens=recipe.probe_tokens)
     log(f"after LoRA: right tool on {after.right_tool}/{after.prompts} held-out prompts")
-    return {
-        "train conversations": recipe.n_train,
-        "held-out tool prompts": after.prompts,
-        "held-out loss before": round(result.eval_losses[0], 4),
-        "held-out loss after": round(result.eval_losses[-1], 4),
-        "right tool before": round(before.accuracy, 3),
-        "right tool after": round(after.accuracy, 3),
-        "parseable call before": round(before.parse_rate, 3),
-        "parseable call after": round(after.parse_rate, 3),
-        "train steps": result.steps,
-        "train seconds": round(result.seconds, 1),
-        "train tokens/s": round(result.tokens_per_s, 1),
-        "trainable params": result.trainable,
-        "loss curve": str(curve),
-        "recipe": asdict(recipe),
-        "adapter_dir": str(config.output),
-        "test_file": str(test_path),
-        "sample after": after.samples[:3],
-    }
+    return ToolRecipeResult(recipe=recipe, adapter_dir=config.output, test_file=test_path, train=result, before=before, after=after, loss_curve=curve)
 
 
 @dataclass
