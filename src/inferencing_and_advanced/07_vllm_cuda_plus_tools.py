@@ -15,7 +15,8 @@ You will learn:
 
 Run:   python src/inferencing_and_advanced/07_vllm_cuda_plus_tools.py   (or: llm-deeper lessons run inferencing_and_advanced/07)
        CUDA where an NVIDIA GPU is present, the CPU build (fp32) here.
-Takes: about 4 minutes on 2 CPU cores (first run: +2 minutes to build vLLM's environment;
+Takes: 14 minutes measured on 2 busy CPU cores (load 17: a 6-step LoRA fine-tune ~9 min, vLLM
+       start-up ~2 min); first run: + the build of vLLM's environment (~80 s quiet);
        --quick: a one-step adapter and shorter replies). Set LLM_DEEPER_VLLM_BASE_URL
        (and LLM_DEEPER_VLLM_ADAPTER) to use a vLLM that is already running.
 """
