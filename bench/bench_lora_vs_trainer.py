@@ -34,7 +34,7 @@ def prepare(folder: Path, n_train: int) -> Path:
     return train
 
 
-def worker(side: str, data: Path, steps: int, batch: int, max_length: int, out: Path) -> dict:
+def worker(side: str, data: Path, steps: int, batch: int, max_length: int, out: Path, dtype: str) -> dict:
     """One side, in this process: returns losses, tokens/s, peak RSS."""
     import resource
 
@@ -43,7 +43,7 @@ def worker(side: str, data: Path, steps: int, batch: int, max_length: int, out: 
     from llm_deeper.finetune.config import FinetuneConfig
 
     config = FinetuneConfig(data=data, output=out, method="lora", batch_size=batch, max_length=max_length, max_steps=steps,
-                            lr=2e-4, dropout=0.0, rank=8, alpha=16.0, seed=0, epochs=1)
+                            lr=2e-4, dropout=0.0, rank=8, alpha=16.0, seed=0, epochs=1, dtype=dtype)
     if side == "ours":
         from llm_deeper.finetune.loop import train
 
@@ -107,10 +107,15 @@ def main() -> int:
     parser.add_argument("--worker", choices=["ours", "trainer"], help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--dtype", default=None, help="base dtype for both sides (default: what `finetune` picks here, decided once)")
     args = parser.parse_args()
     if args.worker:
-        print(json.dumps(worker(args.worker, args.data, args.steps, args.batch_size, args.max_length, args.out)))
+        print(json.dumps(worker(args.worker, args.data, args.steps, args.batch_size, args.max_length, args.out, args.dtype)))
         return 0
+    if args.dtype is None:  # one decision for both sides (the measurement behind "auto" can flip with the load)
+        from llm_deeper.finetune.config import FinetuneConfig
+
+        args.dtype = FinetuneConfig(data=Path("x"), output=Path("y")).base_dtype
     with tempfile.TemporaryDirectory(prefix="lora-vs-trainer-") as tmp:
         folder = Path(tmp)
         data = prepare(folder, n_train=max(16, args.steps * args.batch_size))
@@ -120,7 +125,7 @@ def main() -> int:
             for side in (("trainer", "ours") if round_ % 2 == 0 else ("ours", "trainer")):
                 load = os.getloadavg()[0]
                 proc = subprocess.run([sys.executable, __file__, "--worker", side, "--data", str(data), "--out", str(folder / f"{side}{round_}"),
-                                       "--steps", str(args.steps), "--batch-size", str(args.batch_size), "--max-length", str(args.max_length)],
+                                       "--steps", str(args.steps), "--batch-size", str(args.batch_size), "--max-length", str(args.max_length), "--dtype", args.dtype],
                                       capture_output=True, text=True)
                 if proc.returncode != 0:
                     pair[side] = {"error": (proc.stderr.strip().splitlines() or ["?"])[-1]}
