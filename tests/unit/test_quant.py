@@ -113,7 +113,10 @@ def test_default_model_projections_are_q4_1_exactly_and_int4_answers(default_mod
     assert checked == 7 * 30  # q, k, v, o, gate, up, down in each of 30 layers
     engine = Engine.load("smollm2-135m-instruct", dtype="int4")
     try:
-        reply = engine.generate([{"role": "user", "content": "What is the capital of France?"}], SamplingConfig(max_new_tokens=12))
+        # A completion with a clear answer (p(' Paris') ≈ 0.77 in fp32). The chat question is a near
+        # tie at its first token ('The' 0.137 vs 'L' 0.137 in int4 on an Intel Xeon), which any bf16
+        # kernel's rounding can flip: a test must not hang on a coin toss.
+        reply = engine.generate("The capital of France is", SamplingConfig(max_new_tokens=3))
     finally:
         engine.close()
     assert "Paris" in reply.text

@@ -164,3 +164,19 @@ def test_dtype_auto_picks_bf16_only_where_it_measured_faster(monkeypatch):
     assert measure() is False  # no bf16 units: emulated bf16 never pays, nothing measured
     with pytest.raises(UserError, match="use auto, bfloat16 or float32"):
         resolve_dtype("fp8", "cpu")
+
+
+def test_bf16_measurement_is_kept_per_machine_so_every_process_agrees(monkeypatch, tmp_path):
+    import json
+
+    import llm_deeper.hardware as hardware
+
+    monkeypatch.setenv("LLM_DEEPER_HOME", str(tmp_path))
+    monkeypatch.setattr(hardware, "native_bf16", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    answers = iter([True, False])  # a busy machine could flip a second timing
+    monkeypatch.setattr(hardware, "_measure_bf16_matmul", lambda: next(answers))
+    measure = hardware.bf16_matmul_pays.__wrapped__
+    assert measure() is True
+    assert measure() is True  # read back, not measured again
+    assert list(json.loads((tmp_path / "hardware.json").read_text()).values()) == [True]
