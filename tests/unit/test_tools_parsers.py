@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import codecs
 import json
+import subprocess
+import sys
 
 import pytest
 from hypothesis import given, settings
@@ -11,6 +14,8 @@ from hypothesis import strategies as st
 from llm_deeper.errors import UserError
 from llm_deeper.tools import ToolCall
 from llm_deeper.tools.formats import FORMATS, HERMES, JSON_PLAIN, LLAMA3, ToolCallParseError, get_format
+from llm_deeper.tools.formats.json_text import ObjectText
+from llm_deeper.tools.formats.scan import CallScanner
 from llm_deeper.tools.streaming import ContentDelta, StreamingToolParser, ToolCallDelta, ToolCallError, accumulate
 
 
@@ -26,12 +31,20 @@ def summary(parsed):
     return parsed.content, [(c.name, c.arguments, c.arguments_json) for c in parsed.calls], parsed.errors
 
 
-def assert_split_invariant(fmt, text, **kwargs):
-    """Fed one character at a time == fed whole == fmt.parse."""
+def assert_split_invariant(fmt, text, pieces=None, **kwargs):
+    """Fed one character at a time == fed whole == fed in `pieces` == fmt.parse, cut calls dropped or kept."""
     whole = accumulate(stream(fmt, [text], **kwargs))
     by_char = accumulate(stream(fmt, list(text), **kwargs))
-    assert summary(by_char) == summary(whole) == summary(fmt.parse(text, **kwargs))
+    split = accumulate(stream(fmt, pieces or [text], **kwargs))
+    assert summary(by_char) == summary(whole) == summary(split) == summary(fmt.parse(text, **kwargs))
+    kept = accumulate(stream(fmt, list(text), **kwargs), keep_cut=True)
+    assert summary(kept) == summary(fmt.parse(text, keep_cut=True, **kwargs))
     return whole
+
+
+def split_at(text, cuts):
+    positions = sorted({c % (len(text) + 1) for c in cuts})
+    return [text[a:b] for a, b in zip([0] + positions, positions + [len(text)])]
 
 
 CASES = [
@@ -120,8 +133,7 @@ calls_strategy = st.lists(st.builds(lambda n, a: ToolCall(n, a), names, st.dicti
        cuts=st.lists(st.integers(0, 2000), max_size=6))
 def test_rendered_calls_parse_back_under_any_split(fmt, calls, prefix, cuts):
     text = (prefix if fmt is HERMES else "") + fmt.format_calls(calls)
-    positions = sorted({c % (len(text) + 1) for c in cuts})
-    pieces = [text[a:b] for a, b in zip([0] + positions, positions + [len(text)])]
+    pieces = split_at(text, cuts)
     whole = accumulate(stream(fmt, [text]))
     split = accumulate(stream(fmt, pieces))
     assert summary(split) == summary(whole)
@@ -131,13 +143,80 @@ def test_rendered_calls_parse_back_under_any_split(fmt, calls, prefix, cuts):
     assert whole.content == (prefix.strip() if fmt is HERMES else "")
 
 
-TOKENS = list('{}[]":,;<>/_ abcnmeltorgu\\\n') + ["<tool_call>", "</tool_call>", '"name":', '"arguments":', "<|python_tag|>"]
+TOKENS = list('{}[]":,;<>/_ abcnmeltorgu\\\n\x01é🙂') + ["<tool_call>", "</tool_call>", '"name":', '"arguments":', '"parameters":',
+                                                     "<|python_tag|>", '{"name":"a","arguments":', "1.50"]
 
 
 @settings(max_examples=80, deadline=None)
-@given(fmt=st.sampled_from(list(FORMATS.values())), text=st.lists(st.sampled_from(TOKENS), max_size=30).map("".join))
-def test_arbitrary_text_never_crashes_and_is_split_invariant(fmt, text):
-    assert_split_invariant(fmt, text)
+@given(fmt=st.sampled_from(list(FORMATS.values())), text=st.lists(st.sampled_from(TOKENS), max_size=30).map("".join),
+       cuts=st.lists(st.integers(0, 400), max_size=5), tool_names=st.sampled_from([None, ["a"]]))
+def test_arbitrary_text_never_crashes_and_is_split_invariant(fmt, text, cuts, tool_names):
+    assert_split_invariant(fmt, text, split_at(text, cuts), tool_names=tool_names)
     # Every event is one of the three kinds and content is never lost silently.
     events = stream(fmt, list(text))
     assert all(isinstance(e, (ContentDelta, ToolCallDelta, ToolCallError)) for e in events)
+
+
+# ── the pieces: JSON text, the scanner, whole parsing on its own ──────────────
+
+def test_object_text_finds_the_end_and_writes_compact_json():
+    raw = ' {"a": "x y\\"}", "b":[1, {"c":\t2}], "d": "tab\there"}  tail'
+    obj = ObjectText()
+    used = sum(obj.feed(raw[i:i + 3]) for i in range(0, len(raw), 3))
+    assert raw[used:] == "  tail" and obj.done
+    assert obj.text == '{"a":"x y\\"}","b":[1,{"c":2}],"d":"tab\\u0009here"}'
+    assert json.loads(obj.text) == json.loads(raw[:used], strict=False)
+    not_object = ObjectText()
+    assert not_object.feed("  [1]") == 2 and not_object.done and not_object.text == ""
+
+
+def test_scanner_separates_text_from_call_text():
+    scanner = CallScanner(HERMES)
+    pieces = scanner.feed('Hi <tool_call>{"name":"a","arguments":{}}</tool_call>\n ok <tool') + scanner.finish()
+    assert pieces == [("text", "Hi"), ("call", "<tool_call>"), ("body", '{"name":"a","arguments":{}}'), ("end", ""), ("text", "ok"), ("text", " <tool")]
+
+
+def test_marker_split_across_pieces_is_held_never_sent_as_text():
+    text = 'Checking. <tool_call>{"name":"a","arguments":{"k":"v"}}</tool_call>'
+    for cut in range(len(text) + 1):
+        parser = StreamingToolParser(HERMES)
+        first = parser.feed(text[:cut])
+        assert all("<" not in e.text for e in first if isinstance(e, ContentDelta)), (cut, first)
+        parsed = accumulate(first + parser.feed(text[cut:]) + parser.finish())
+        assert parsed.content == "Checking." and [(c.name, c.arguments_json) for c in parsed.calls] == [("a", '{"k":"v"}')]
+    parser = StreamingToolParser(HERMES)
+    assert [e.text for e in parser.feed("2 < 3 <tool_ca")] == ["2 < 3"]  # only what could still be the marker waits
+    assert [e.text for e in parser.finish()] == [" <tool_ca"]  # and the end of the output says it was text
+
+
+def test_multibyte_characters_split_byte_by_byte():
+    """Byte-level tokens end inside a character: the decoder yields "" or whole characters; all agree."""
+    text = 'Voilà ☕ <tool_call>{"name":"note","arguments":{"text":"café 日本 🙂"}}</tool_call> Fini 🙂'
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    pieces = [decoder.decode(bytes([b])) for b in text.encode()]
+    assert "" in pieces  # the split really fell inside characters
+    parsed = assert_split_invariant(HERMES, text, pieces)
+    assert parsed.content == "Voilà ☕Fini 🙂"
+    assert [(c.name, c.arguments_json) for c in parsed.calls] == [("note", '{"text":"café 日本 🙂"}')]  # as written, not \\u-escaped
+
+
+def test_parallel_calls_with_text_around_them():
+    text = ('Two lookups.\n<tool_call>{"name":"a","arguments":{"x":1}}</tool_call>\n'
+            '<tool_call>{"name":"b","arguments":{"y":[2, 3]}}</tool_call>\nThen I answer.')
+    parsed = assert_split_invariant(HERMES, text, split_at(text, [5, 20, 41, 60, 77, 100]))
+    assert parsed.content == "Two lookups.Then I answer."
+    assert [(c.name, c.arguments_json) for c in parsed.calls] == [("a", '{"x":1}'), ("b", '{"y":[2,3]}')]
+    events = stream(HERMES, list(text), id_factory=iter(["call_1", "call_2"]).__next__)
+    heads = [(e.index, e.id, e.name) for e in events if isinstance(e, ToolCallDelta) and e.name]
+    assert heads == [(0, "call_1", "a"), (1, "call_2", "b")]
+    llama = assert_split_invariant(LLAMA3, '{"name": "a", "parameters": {}}; {"name": "b", "parameters": {"n": 2}}')
+    assert [c.name for c in llama.calls] == ["a", "b"]
+
+
+def test_whole_text_parsing_stands_on_its_own():
+    """formats/ parses without the streaming parser (no lazy import, no cycle)."""
+    code = ("import sys; from llm_deeper.tools.formats import HERMES; "
+            "p = HERMES.parse('<tool_call>{\"name\":\"a\",\"arguments\":{}}</tool_call>'); "
+            "assert [c.name for c in p.calls] == ['a']; assert 'llm_deeper.tools.streaming' not in sys.modules")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr

@@ -4,8 +4,8 @@ The request's `tools` go into the system prompt through the shared renderer
 (the default model's template has no tool support), `tool_choice` becomes an
 xgrammar constraint (required / named: the reply must be calls; auto: free
 text, but a started call is held to the schemas), and the model's text is
-parsed into OpenAI `tool_calls` by the streaming parser, whole or piece by
-piece. The non-streamed answer is the sum of the same parser's deltas, so
+parsed into OpenAI `tool_calls`, whole or piece by piece. The whole-text
+parse and the streaming parser cut and read calls with the same code, so
 streamed and non-streamed results agree by construction.
 """
 
@@ -92,14 +92,12 @@ def deltas(events) -> list[dict]:
 
 
 def parse_whole(plan: ToolPlan, text: str) -> dict:
-    """The non-streamed assistant message: the same parser, fed at once, its deltas summed.
+    """The non-streamed assistant message, what the streamed deltas add up to.
 
     A call that max_tokens cut is kept with its partial arguments, as the
     streamed deltas deliver it, so both modes give the same reply (issue 16:
     non-streamed used to drop it and answer with nothing at all).
     """
-    from ..tools.streaming import accumulate
+    from ..tools.formats import HERMES
 
-    parser = new_parser(plan)
-    parsed = accumulate(parser.feed(text) + parser.finish(), keep_cut=True)
-    return parsed.to_openai_message()
+    return HERMES.parse(text, tool_names=plan.names, keep_cut=True).to_openai_message()

@@ -1,4 +1,4 @@
-"""One tool call, the value every other module passes around.
+"""One tool call, the value every other module passes around, and a parsed output.
 
 `arguments` is the parsed object; `arguments_json` is the exact text the model
 wrote for it (compact JSON when we produced it), so a streamed call and the
@@ -60,3 +60,19 @@ class ToolCall:
     def same_call(self, other: "ToolCall") -> bool:
         """Same tool and same arguments (ids and spacing ignored)."""
         return self.name == other.name and self.arguments == other.arguments
+
+
+@dataclass
+class ParsedOutput:
+    """A model's output read as a reply: what a non-streamed response carries, and the sum of a stream."""
+
+    content: str = ""  # assistant text outside calls
+    calls: list[ToolCall] = field(default_factory=list)  # readable calls, in order
+    errors: list[str] = field(default_factory=list)  # why some call text was not a call
+
+    def to_openai_message(self) -> dict:
+        """An OpenAI assistant message: content None when there are only calls, a string otherwise."""
+        message: dict = {"role": "assistant", "content": self.content or (None if self.calls else "")}
+        if self.calls:
+            message["tool_calls"] = [c.to_openai() for c in self.calls]
+        return message

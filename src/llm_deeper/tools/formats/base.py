@@ -1,7 +1,7 @@
 """What every tool-call format says: how a call starts, how it ends, how to read one.
 
 A model's output is text with calls inside it. A format answers three
-questions, and `streaming.StreamingToolParser` does the rest for all formats:
+questions; the rest is the same for all formats:
 
 - `start`: the marker that opens a call (`<tool_call>`), or None when a call
   is bare JSON at the start of the output (`bare_json`);
@@ -9,14 +9,22 @@ questions, and `streaming.StreamingToolParser` does the rest for all formats:
   call's JSON object closing brace ends it; `separator` joins calls;
 - `parse_one(body)`: the call's JSON text → a ToolCall, or a
   `ToolCallParseError` saying what is wrong.
+
+`parse` reads a whole output; `streaming.StreamingToolParser` reads one piece
+by piece. Both cut the text with the same `scan.CallScanner` and read each
+call with `read_call`, so a stream added up equals the whole parse.
 """
 
 from __future__ import annotations
 
 import json
+import re
+from functools import cached_property
 from typing import Iterable
 
-from ..calls import ToolCall, compact_json
+from ..calls import ParsedOutput, ToolCall, compact_json
+from .json_text import ObjectText
+from .scan import CallScanner
 
 
 class ToolCallParseError(ValueError):
@@ -36,6 +44,9 @@ class ToolCallFormat:
 
     def parse_one(self, body: str) -> ToolCall:
         """One call from its JSON text: {"name": ..., "<argument key>": {...}}."""
+        body = body.strip()  # the scanner keeps the whitespace before the object with it
+        if not body:
+            raise ToolCallParseError(f"{self.start or 'a tool call'} was not followed by a JSON object")
         try:
             value = json.loads(body, strict=False)  # raw control characters in strings: read them anyway
         except json.JSONDecodeError as exc:
@@ -69,12 +80,70 @@ class ToolCallFormat:
         """The text of several calls, joined by the format's separator."""
         return self.separator.join(self.format_call(c) for c in calls)
 
-    def parse(self, text: str, tool_names=None):
-        """Content and calls of a whole output (same machine as streaming: same result)."""
-        from ..streaming import StreamingToolParser, accumulate
+    @cached_property
+    def _header(self) -> re.Pattern:
+        keys = "|".join(re.escape(k) for k in self.argument_keys)
+        return re.compile(r'\s*\{\s*"name"\s*:\s*"([^"\\]*)"\s*,\s*"(?:' + keys + r')"\s*:')
 
-        parser = StreamingToolParser(self, tool_names=tool_names)
-        return accumulate(parser.feed(text) + parser.finish())
+    def header(self, body: str, tool_names=None) -> tuple[str, int] | None:
+        """(name, where the arguments start) once a call's text opens `{"name": "...", "arguments":`
+        and the name is one of the tools: a stream announces the call then. None before."""
+        match = self._header.match(body)
+        return (match[1], match.end()) if match and (tool_names is None or match[1] in tool_names) else None
+
+    @staticmethod
+    def streamed_arguments(body: str, head: tuple[str, int]) -> str:
+        """What a stream sent of the arguments after the header: the object so far, compact ("" for no object)."""
+        written = ObjectText()
+        written.feed(body[head[1]:])
+        return written.text
+
+    def read_call(self, body: str, tool_names=None, cut: bool = False) -> ToolCall:
+        """A call's text → the ToolCall its stream adds up to, or a ToolCallParseError saying why not.
+
+        After an announced header the stream sent the arguments object as
+        written, made compact; those win (with duplicate keys, JSON keeps the last).
+        """
+        if cut:
+            what = "its JSON never closed (output cut off?)" if body.strip() else "no JSON object followed it"
+            raise ToolCallParseError(f"a {self.name} tool call started but {what}")
+        call = self.parse_one(body)
+        if tool_names is not None and call.name not in tool_names:
+            raise ToolCallParseError(f"the model called {call.name!r}, which is not one of the tools ({', '.join(sorted(tool_names))})")
+        head = self.header(body, tool_names)
+        streamed = self.streamed_arguments(body, head) if head else ""
+        if streamed:
+            return ToolCall(head[0], json.loads(streamed), arguments_json=streamed)
+        return ToolCall(head[0], call.arguments) if head else call
+
+    def parse(self, text: str, tool_names=None, keep_cut: bool = False) -> ParsedOutput:
+        """Content and calls of a whole output; unreadable calls become errors, never exceptions.
+
+        `keep_cut`: keep a call the output ended inside (max_tokens) with its
+        partial arguments text, as a streaming client has it; the server's
+        non-streamed reply does this so both modes agree (OpenAI does the same).
+        """
+        out, content, opening, body = ParsedOutput(), [], "", ""
+        scanner = CallScanner(self)
+        for kind, value in scanner.feed(text) + scanner.finish():
+            if kind == "text":
+                content.append(value)
+            elif kind == "call":
+                opening, body = value, ""
+            elif kind == "body":
+                body += value
+            else:  # "end" or "cut"
+                head = self.header(body, tool_names)
+                try:
+                    out.calls.append(self.read_call(body, tool_names, cut=kind == "cut"))
+                except ToolCallParseError as exc:
+                    out.errors.append(str(exc))
+                    if head is None:  # a stream had not announced it: its text was content
+                        content.append(opening + body)
+                    elif kind == "cut" and keep_cut:
+                        out.calls.append(ToolCall(head[0], {}, arguments_json=self.streamed_arguments(body, head)))
+        out.content = "".join(content)
+        return out
 
     def __repr__(self) -> str:
         return f"<tool-call format {self.name}>"
