@@ -268,5 +268,96 @@ def bfcl(
     console.print(f"runs:  {', '.join(str(f) for f in folders)}\ntable: {table}")
 
 
+@eval_app.command("agent")
+def agent_tasks(
+    model: str = MODEL_OPTION,
+    adapter: Path = typer.Option(None, "--adapter", "-a", help="PEFT LoRA adapter folder: scored beside the base model (in-process)."),
+    base_url: str = typer.Option(None, "--base-url", help="OpenAI-compatible endpoint instead of in-process; --model is the served name (base or adapter)."),
+    api_key: str = typer.Option(None, "--api-key", envvar="OPENAI_API_KEY", help="API key for --base-url (if the server wants one)."),
+    limit: int = typer.Option(30, "--limit", min=1, help="Held-out tasks to run (the same --seed gives the same tasks)."),
+    two_step_share: float = typer.Option(0.33, "--two-step-share", min=0.0, max=1.0, help="Share of tasks that need two chained tool calls."),
+    max_steps: int = typer.Option(4, "--max-steps", min=1, help="Model turns per task before giving up."),
+    tool_choice: str = typer.Option("auto", "--tool-choice", help="First turn: auto or required."),
+    then: str = typer.Option("auto", "--then", help="Later turns: auto, none or required ('auto' lets a second call happen)."),
+    max_new_tokens: int = typer.Option(256, "--max-new-tokens", "-n", min=1, help="Token limit per model turn."),
+    timeout: float = typer.Option(10.0, "--timeout", min=0.1, help="Seconds each tool call may take."),
+    concurrency: int = typer.Option(4, "--concurrency", min=1, help="Tasks run at once (in-process: the engine decodes their turns together)."),
+    out: Path = typer.Option(None, "--out", "-o", help="Folder for the runs and compare.md (default: under $LLM_DEEPER_HOME/evals)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the tasks and the bootstrap."),
+) -> None:
+    """End-to-end agent success on held-out tasks (one and two tool steps), base vs LoRA. Example: llm-deeper eval agent --adapter ADAPTER --limit 30"""
+    import logging
+    import time
+
+    from rich.console import Console
+
+    from ..errors import UserError
+    from ..evals.agent_run import run_agent_tasks
+    from ..evals.agent_tasks import make_agent_tasks
+    from ..evals.bfcl_run import write_comparison
+    from ..evals.report import load_run, write_run
+    from ..inputs import check_input_dir, check_output_dir
+    from ..paths import artifact_dir
+
+    if base_url and adapter is not None:
+        raise UserError("with --base-url the server applies adapters: pass the adapter's served name as --model instead of --adapter")
+    if tool_choice not in ("auto", "required"):
+        raise UserError(f"--tool-choice must be auto or required, got {tool_choice!r}")
+    if then not in ("auto", "none", "required"):
+        raise UserError(f"--then must be auto, none or required, got {then!r}")
+    if out is not None:
+        check_output_dir(out, "--out")
+    if adapter is not None:
+        check_input_dir(adapter, "--adapter", "PEFT adapter folder")
+    if not base_url:
+        from ..models.registry import resolve
+
+        resolve(model)  # a bad --model is one line before the engine load
+    tasks = make_agent_tasks(limit, seed, two_step_share)
+    console = Console(highlight=False)
+    folder = out or artifact_dir("evals") / time.strftime("agent-%Y%m%d-%H%M%S")
+    logging.getLogger("llm_deeper.tools").setLevel(logging.ERROR)  # every model turn and tool call would log a line
+    engine = None
+    if base_url:
+        from ..models.registry import DEFAULT_MODEL
+        from ..tools.agent import OpenAIBackend
+
+        served = None if model == DEFAULT_MODEL else model  # the server's first model unless one is named
+        targets = [(model, OpenAIBackend(base_url, served, api_key or "not-needed", max_tokens=max_new_tokens), None)]
+    else:
+        from ..evals.generate import check_adapter
+        from ..inference.engine import Engine
+        from ..tools.agent import LocalBackend
+
+        if adapter is not None:
+            check_adapter(adapter)
+        console.print(f"loading {model}{' + ' + str(adapter) if adapter else ''}")
+        engine = Engine.load(model, loras={"lora": adapter} if adapter else None, max_batch=concurrency)
+        targets = [("base", LocalBackend(engine, max_new_tokens=max_new_tokens), None)]
+        if adapter is not None:
+            targets.append(("lora", LocalBackend(engine, max_new_tokens=max_new_tokens, adapter="lora"), str(adapter)))
+    folders = []
+    try:
+        for name, backend, adapter_path in targets:
+            console.print(f"{name}: {len(tasks)} held-out agent tasks (max {max_steps} turns each)")
+
+            def show(done: int, record: dict) -> None:
+                mark = "[green]✓[/]" if record["verdict"] == "pass" else "[red]✗[/]"
+                console.print(f"  {done}/{len(tasks)} {mark} {record['id']} ({record['seconds']:.1f} s, {record['turns']} turns)"
+                              + ("" if record["verdict"] == "pass" else f": {record['verdict']}"))
+
+            run = run_agent_tasks(tasks, backend, name, max_steps, tool_choice, then, timeout,
+                                  info={"model": model, "adapter": adapter_path}, seed=seed, concurrency=concurrency, on_done=show)
+            where = folder / name.replace(" ", "-").replace("/", "-")
+            write_run(run, where)
+            folders.append(where)
+    finally:
+        if engine is not None:
+            engine.close()
+    _print_comparison(console, [load_run(f) for f in folders], folder, 1000, seed, title="Agent tasks, end to end", write=False)
+    table, _ = write_comparison(folders, folder, seed=seed, title="Agent tasks, end to end")
+    console.print(f"runs:  {', '.join(str(f) for f in folders)}\ntable: {table}")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(eval_app, name="eval")

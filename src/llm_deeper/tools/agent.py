@@ -47,6 +47,7 @@ class LocalBackend:
         self.seed = seed
         self.on_text = on_text  # receives the raw text of each turn (lessons show it)
         self.adapter = adapter  # a LoRA adapter loaded in the engine, or None for the base model
+        self.last_finish_reason = ""  # of the latest turn: "stop" or "length" (max_new_tokens cut it)
 
     @classmethod
     def load(cls, name: str, **kwargs) -> "LocalBackend":
@@ -61,7 +62,8 @@ class LocalBackend:
 
         grammar = tool_call_grammar(tools, tool_choice, parallel_tool_calls) if tools else None
         config = SamplingConfig(max_new_tokens=self.max_new_tokens, temperature=self.temperature, seed=self.seed)
-        text = self.engine.generate(messages, config, tools=tools, grammar=grammar, adapter=self.adapter).text
+        result = self.engine.generate(messages, config, tools=tools, grammar=grammar, adapter=self.adapter)
+        text, self.last_finish_reason = result.text, result.finish_reason
         if self.on_text:
             self.on_text(text)
         if grammar is None:  # tool_choice "none": whatever the model wrote is text
@@ -83,6 +85,7 @@ class OpenAIBackend:
         self.client = OpenAI(base_url=base_url, api_key=api_key, timeout=timeout_s, max_retries=0)
         self.model = model or self._call(lambda: self.client.models.list().data[0].id)  # the server's first model by default
         self.max_tokens, self.temperature = max_tokens, temperature
+        self.last_finish_reason = ""  # of the latest turn, as the server said it ("length": max_tokens cut it)
 
     def _call(self, request):
         """Run a request; server and connection errors become one-line UserErrors."""
@@ -102,6 +105,7 @@ class OpenAIBackend:
         response = self._call(lambda: self.client.chat.completions.create(
             model=self.model, messages=messages, max_tokens=self.max_tokens, temperature=self.temperature, **kwargs))
         message = response.choices[0].message
+        self.last_finish_reason = response.choices[0].finish_reason or ""
         out: dict = {"role": "assistant", "content": message.content}
         # A call cut by max_tokens arrives with partial arguments (finish_reason "length"): it cannot run.
         calls = message.tool_calls if response.choices[0].finish_reason != "length" else []
@@ -117,6 +121,7 @@ class ScriptedBackend:
     def __init__(self, replies: list[str]) -> None:
         self.replies = list(replies)
         self.seen: list[list[dict]] = []  # the conversation each reply answered (tests inspect it)
+        self.last_finish_reason = "stop"  # a written reply always ends
 
     def chat(self, messages, tools, tool_choice="auto", parallel_tool_calls=True) -> dict:
         from .formats import HERMES
@@ -138,9 +143,10 @@ class AgentStep:
     message: dict  # the assistant message
     results: list[ToolResult] = field(default_factory=list)  # tool results of this step
     seconds: float = 0.0  # model time + tool time
+    finish_reason: str = ""  # how the model's turn ended, if the backend says ("length": cut by the token limit)
 
     def to_json(self) -> dict:
-        return {"step": self.index, "seconds": round(self.seconds, 3), "assistant": self.message,
+        return {"step": self.index, "seconds": round(self.seconds, 3), "finish_reason": self.finish_reason, "assistant": self.message,
                 "results": [{"name": r.call.name, "ok": r.ok, "error_kind": r.error_kind, "content": r.content} for r in self.results]}
 
 
@@ -174,9 +180,11 @@ class Agent:
 
     def __init__(self, backend: Backend, registry: ToolRegistry, config: AgentConfig = AgentConfig(),
                  executor: ExecutorConfig = ExecutorConfig(), log_path: str | Path | None = None,
-                 on_step: Callable[[AgentStep], None] | None = None) -> None:
+                 on_step: Callable[[AgentStep], None] | None = None, tool_executor: ToolExecutor | None = None) -> None:
         self.backend, self.registry, self.config = backend, registry, config
-        self.executor = ToolExecutor(registry, executor)
+        # A shared executor (one warm worker pool for many agents, as `eval agent` runs them) must know
+        # every tool this registry offers; by default each agent forks its own workers.
+        self.executor = tool_executor or ToolExecutor(registry, executor)
         self.log_path = Path(log_path) if log_path else None
         self.on_step = on_step  # called after each step (the CLI prints it)
 
@@ -192,7 +200,7 @@ class Agent:
             choice = self.config.tool_choice if index == 1 else self.config.followup_tool_choice
             message = self.backend.chat(messages, tools, choice, self.config.parallel_tool_calls)
             messages.append(message)
-            step = AgentStep(index, message)
+            step = AgentStep(index, message, finish_reason=getattr(self.backend, "last_finish_reason", ""))
             calls = [ToolCall.from_openai(c) for c in message.get("tool_calls") or []]
             if calls:
                 step.results = self.executor.run(calls)
