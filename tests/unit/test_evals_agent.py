@@ -222,10 +222,11 @@ def test_default_model_runs_agent_tasks_end_to_end():
     from llm_deeper.inference.engine import Engine
     from llm_deeper.tools.agent import LocalBackend
 
-    tasks = make_agent_tasks(3, seed=0, two_step_share=0.34)
-    engine = Engine.load("smollm2-135m-instruct", max_batch=1)
+    tasks = make_agent_tasks(2, seed=0, two_step_share=0.5)  # one task of each kind, decoded together
+    engine = Engine.load("smollm2-135m-instruct", max_batch=2)
     try:
-        run = run_agent_tasks(tasks, LocalBackend(engine, max_new_tokens=64), "base", max_steps=3, tool_choice="required", then="auto")
+        run = run_agent_tasks(tasks, LocalBackend(engine, max_new_tokens=48), "base", max_steps=2, tool_choice="required", then="none",
+                              concurrency=2)
     finally:
         engine.close()
     for task, record in zip(tasks, run.records):
@@ -233,6 +234,8 @@ def test_default_model_runs_agent_tasks_end_to_end():
         assert first is not None or record["scores"]["agent:hit max_tokens"][0] == 1.0, record
         if first is not None:
             assert first["name"] in task.tools and isinstance(first["arguments"], dict)
-        assert record["stopped"] in ("answer", "max_steps", "repeated_failure")
+        cut = record["scores"]["agent:hit max_tokens"][0] == 1.0
+        assert record["stopped"] in ("answer", "max_steps", "repeated_failure") or (record["stopped"] == "no_tool_call" and cut), record
+        assert record["turns"] == (1 if record["stopped"] == "no_tool_call" else 2)  # "none" makes the second turn text
         assert (record["verdict"] == "pass") == bool(record["scores"]["agent:success"][0])
     assert set(run.aggregates) >= {"agent:success", "agent:right tools", "agent:exact arguments", "agent:hit max_tokens"}
