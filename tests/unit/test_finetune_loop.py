@@ -153,3 +153,27 @@ def test_lora_on_a_bf16_base_learns_and_saves_fp32_adapters(tiny_llama_dir, chat
     result = train(config(tiny_llama_dir, chat_data, tmp_path / "bf16", dtype="bfloat16", epochs=2))
     assert result.train_losses[-1] < result.train_losses[0]
     assert {t.dtype for t in weights(tmp_path / "bf16").values()} == {torch.float32}
+
+
+def test_layers_adapts_only_the_top_layers_and_backward_stops_below_them(tiny_llama_dir, chat_data, tmp_path):
+    from llm_deeper.finetune.modeling import build_trainable, make_token_loss
+    from llm_deeper.data.sft import read_jsonl
+    from llm_deeper.data.sft_render import collate, tokenize_dataset
+
+    model, tokenizer = build_trainable(config(tiny_llama_dir, chat_data, tmp_path / "a", layers=1))
+    depth = model.config.num_hidden_layers
+    adapted = {int(n.split("layers.")[1].split(".")[0]) for n, p in model.named_parameters() if p.requires_grad}
+    assert adapted == {depth - 1}
+    rows, _ = tokenize_dataset(tokenizer, read_jsonl(chat_data)[:4])
+    seen = []  # which decoder layers autograd walks back through
+    for index, layer in enumerate(model.get_base_model().model.layers):
+        layer.register_full_backward_hook(lambda module, grad_in, grad_out, index=index: seen.append(index))
+    total, _ = make_token_loss(model)(**collate(rows, pad_id=2))
+    total.backward()
+    assert seen == [depth - 1]
+
+    result = train(config(tiny_llama_dir, chat_data, tmp_path / "b", layers=1, max_steps=2))
+    saved = json.loads((tmp_path / "b" / "adapter_config.json").read_text())
+    assert saved["layers_to_transform"] == [depth - 1] and result.steps == 2
+    with pytest.raises(UserError, match="--layers 99"):
+        build_trainable(config(tiny_llama_dir, chat_data, tmp_path / "c", layers=99))

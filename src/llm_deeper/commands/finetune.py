@@ -23,6 +23,7 @@ def finetune(
     alpha: float = typer.Option(16.0, "--alpha", help="LoRA alpha (update scaled by alpha / r)."),
     dropout: float = typer.Option(0.05, "--dropout", min=0.0, max=0.9, help="Dropout on the LoRA input."),
     target_modules: str = typer.Option("q_proj,k_proj,v_proj,o_proj", "--target-modules", help="Comma-separated linear layers that get adapters."),
+    layers: int = typer.Option(None, "--layers", min=1, help="Adapt only the last N decoder layers (mlx-lm's num_layers): faster backward. Default: all."),
     batch_size: int = typer.Option(4, "--batch-size", "-b", min=1, help="Conversations per micro-batch (per process)."),
     grad_accum: int = typer.Option(1, "--grad-accum", min=1, help="Micro-batches per optimizer step."),
     max_length: int = typer.Option(512, "--max-length", min=8, help="Tokens per sequence; longer conversations are cut and counted."),
@@ -55,7 +56,7 @@ def finetune(
 
     config = FinetuneConfig(
         data=data, output=output, method=method, model=model, eval_data=eval_data, epochs=epochs, max_steps=max_steps, lr=lr,
-        warmup_steps=warmup_steps, rank=rank, alpha=alpha, dropout=dropout, target_modules=[t.strip() for t in target_modules.split(",") if t.strip()],
+        warmup_steps=warmup_steps, rank=rank, alpha=alpha, dropout=dropout, target_modules=[t.strip() for t in target_modules.split(",") if t.strip()], layers=layers,
         batch_size=batch_size, grad_accum=grad_accum, max_length=max_length, pack=pack, seed=seed, save_every=save_every, resume=resume, qlora=qlora, gradient_checkpointing=gradient_checkpointing, dtype=dtype, sharding=sharding,
     ).validate()
     if qlora:

@@ -29,6 +29,7 @@ class FinetuneConfig:
     alpha: float = 16.0  # LoRA alpha; the update is scaled by alpha / r
     dropout: float = 0.05  # dropout on the LoRA input
     target_modules: list[str] = field(default_factory=lambda: list(DEFAULT_TARGETS))  # linear layers that get adapters
+    layers: int | None = None  # adapt only the last N decoder layers (mlx-lm's num_layers): backward stops below them; None: all
     batch_size: int = 4  # conversations per micro-batch per process
     grad_accum: int = 1  # micro-batches summed into one optimizer step
     max_length: int = 512  # tokens per sequence; longer conversations are cut (and counted)
@@ -81,6 +82,8 @@ class FinetuneConfig:
             raise UserError(f"--dtype {self.dtype!r}: use float32 or bfloat16 (or auto)")
         if self.sharding not in ("ddp", "fsdp"):
             raise UserError(f"--sharding {self.sharding!r}: use ddp or fsdp")
+        if self.layers is not None and self.layers < 1:
+            raise UserError(f"--layers {self.layers}: give at least 1 (the number of last decoder layers that get adapters), or leave it out for all")
         if not self.target_modules:
             raise UserError("--target-modules is empty: name at least one linear layer, e.g. q_proj,v_proj")
         return self

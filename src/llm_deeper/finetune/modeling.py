@@ -79,7 +79,13 @@ def build_trainable(config: FinetuneConfig, local_rank: int = 0):
         return model.train(), tokenizer
     from peft import LoraConfig, get_peft_model
 
-    lora = LoraConfig(r=config.rank, lora_alpha=config.alpha, lora_dropout=config.dropout, target_modules=config.target_modules, task_type="CAUSAL_LM")
+    depth = model.config.num_hidden_layers
+    if config.layers is not None and config.layers > depth:
+        raise UserError(f"--layers {config.layers}: {config.model} has only {depth} decoder layers")
+    # With only the top layers adapted, nothing below them needs a gradient, so autograd stops there.
+    covered = None if config.layers in (None, depth) else list(range(depth - config.layers, depth))
+    lora = LoraConfig(r=config.rank, lora_alpha=config.alpha, lora_dropout=config.dropout, target_modules=config.target_modules,
+                      layers_to_transform=covered, task_type="CAUSAL_LM")
     import warnings
 
     try:
@@ -110,10 +116,11 @@ def parameter_counts(model) -> tuple[int, int]:
 LOSS_CHUNK = 256  # labelled positions whose logits exist at once when a batch has more
 
 
-def make_token_loss(model):
+def make_token_loss(model, padding_mask: bool = False):
     """A module whose forward(input_ids, attention_mask, labels) → (summed loss, labelled tokens).
 
-    It is built on demand so torch stays out of module import time.
+    It is built on demand so torch stays out of module import time. `padding_mask=True` passes the
+    mask to attention anyway: the same loss, slower (bench/bench_lora_step.py compares the two).
     """
     import torch
     import torch.nn.functional as F
@@ -125,7 +132,10 @@ def make_token_loss(model):
 
         def forward(self, input_ids, attention_mask, labels):
             causal = causal_lm(self.model)
-            hidden = causal.base_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            # Rows are right-padded (collate) and attention is causal, so no real token ever attends to a
+            # pad: without the mask, attention takes its fused causal kernel instead of a (batch, heads, T, T)
+            # mask, with the same loss (pads carry no labels).
+            hidden = causal.base_model(input_ids=input_ids, attention_mask=attention_mask if padding_mask else None).last_hidden_state
             targets = labels[:, 1:]
             keep = targets != -100
             head, hidden, targets = causal.get_output_embeddings(), hidden[:, :-1][keep], targets[keep]
