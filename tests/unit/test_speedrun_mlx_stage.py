@@ -54,7 +54,7 @@ def test_stage_converts_compares_every_position_on_the_shortest_tool_prompt(tiny
 
     model, test, adapter, _ = tiny
     stage = importlib.import_module("llm_deeper.speedrun.stages.55_mlx_adapter")
-    ctx = Context(quick=True, model=str(model), run_dir=tmp_path, state={"adapter_dir": adapter, "tool_test_data": test}, log=lambda _: None)
+    ctx = Context(quick=False, model=str(model), run_dir=tmp_path, state={"adapter_dir": adapter, "tool_test_data": test}, log=lambda _: None)
     result = stage.run(ctx)
     tokenizer = load_tokenizer(str(model))
     lengths = [len(prompt_ids(tokenizer, prompt_messages(e), e.tools)) for e in read_jsonl(test)]

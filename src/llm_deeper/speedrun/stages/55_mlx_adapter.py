@@ -31,6 +31,8 @@ def run(ctx: Context) -> StageResult:
     # the shortest held-out tool prompt: mlx-lm on this CPU reads ~10 tokens/s (reference BLAS), so every token counts
     prompts = [prompt_ids(tokenizer, prompt_messages(e), e.tools) for e in read_jsonl(data) if expected_tool(e)]
     ids = min(prompts, key=len)
+    if ctx.quick:  # only the path: the prompt's tail (question and assistant header) costs mlx-lm seconds, not half a minute
+        ids = ids[-48:]
     new_tokens = 8 if ctx.quick else 40  # a whole call needs ~25-40 tokens; quick mode only proves the path
     parity = compare_with_peft(ctx.model, adapter, converted.folder, ids, max_new_tokens=new_tokens)
     peft_calls, mlx_calls = HERMES.parse(parity.peft_text).calls, HERMES.parse(parity.mlx_text).calls
