@@ -27,7 +27,7 @@ from llm_deeper.tools.render import chat_prompt
 
 out = output_dir("hfcore_05")
 quick = is_quick()
-from llm_deeper.finetune.tool_recipe import lesson_setup  # noqa: E402
+from llm_deeper.finetune.tool_recipe import ToolRecipe, lesson_setup  # noqa: E402
 
 section("1. An adapter to use")
 lesson04 = output_dir("hfcore_04")
@@ -96,6 +96,7 @@ for example, off, on, folded in zip(cases, offs, ons, foldeds):
         print(f"    parsed call : {calls[0].name}({calls[0].arguments})")
 check("loaded and merged answer the same, token for token", same == len(cases))
 print("\n  Lesson 04's six LoRA steps on 12 conversations are a demonstration, not a tool-caller;")
-print("  the speedrun's fine-tune (`make run`: 192 conversations, 64 steps) measures how often")
+recipe = ToolRecipe()
+print(f"  the speedrun's fine-tune (`make run`: {recipe.n_train} conversations, {recipe.max_steps} steps) measures how often")
 print("  its adapter calls the right tool on held-out prompts.")
 done()
