@@ -1,4 +1,6 @@
-"""vLLM (fp32, its own environment) against our server: same greedy tokens, tool-calling conformance, the agent loop.
+"""vLLM (fp32, its own environment) against our server: same greedy tokens, the agent loop.
+
+The conformance suite against vLLM runs once, in lesson 07 (tests/lessons/test_vllm_lesson.py).
 
 One vLLM process for the whole session (the `vllm_server` fixture: base model,
 a LoRA adapter, tool calling); our server loads the same model and adapter.
@@ -14,8 +16,6 @@ import pytest
 
 from conftest import run_cli
 from llm_deeper.deploy.parity import PROMPTS, first_divergence, greedy_reply
-from llm_deeper.deploy.vllm_known import KNOWN_FAILURES, describe_failure
-from llm_deeper.tools.conformance import Conformance
 
 pytestmark = pytest.mark.slow
 NEAR_TIE = 0.05  # top-1 minus top-2 log-probability below which fp32 rounding may flip a greedy choice
@@ -61,17 +61,6 @@ def test_adapter_changes_the_answers_in_both_engines(vllm_server, ours):
     base = greedy_reply(vllm, vllm_server.model, PROMPTS[0], MAX_TOKENS)
     tuned = greedy_reply(vllm, vllm_server.adapter_name, PROMPTS[0], MAX_TOKENS)
     assert base.top != tuned.top
-
-
-def test_conformance_suite_against_vllm(vllm_server, tmp_path):
-    results = Conformance(vllm_server.base_url, vllm_server.model, max_tokens=64).run()
-    table = [{"check": r.name, "passed": r.passed, "detail": r.detail if r.passed else describe_failure(r)} for r in results]
-    print(json.dumps(table, indent=1, ensure_ascii=False))
-    unexpected = [row for row in table if not row["passed"] and row["check"] not in KNOWN_FAILURES]
-    assert not unexpected, f"failures not known as vLLM's own: {unexpected}"
-    fixed = [r.name for r in results if r.passed and r.name in KNOWN_FAILURES]
-    print(f"{sum(r.passed for r in results)}/{len(results)} passed" + (f"; known failures that passed this time: {fixed}" if fixed else ""))
-    assert any(r.passed for r in results if r.name.startswith("tool_choice auto")), "tool_choice auto must work with the hermes parser"
 
 
 def test_agent_completes_a_calculator_task_against_vllm(vllm_server, tmp_path):

@@ -22,3 +22,6 @@ def test_vllm_lesson_runs(vllm_server):
     for line in ("vLLM accepts the adapter as it is", "vLLM serves the base model and the adapter by name",
                  "every failure is a known vLLM behaviour", "vLLM", "ours"):
         assert line in result.stdout
+    # The lesson runs the conformance suite against the session's vLLM (once per run: no second copy in e2e/);
+    # with the hermes parser, tool_choice auto must pass there.
+    assert "pass  tool_choice auto" in result.stdout, result.stdout[-4000:]

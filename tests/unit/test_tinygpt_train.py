@@ -180,3 +180,22 @@ def test_bf16_measurement_is_kept_per_machine_so_every_process_agrees(monkeypatc
     assert measure() is True
     assert measure() is True  # read back, not measured again
     assert list(json.loads((tmp_path / "hardware.json").read_text()).values()) == [True]
+
+
+def test_auto_threads_counts_the_tasks_running_now_not_the_lagging_average(monkeypatch):
+    """Right after a job ends, the 1-minute load average still reads busy; the runnable count does not."""
+    import builtins
+    import io
+
+    import torch
+
+    from llm_deeper.train import distributed
+
+    reads = iter(["1.90 1.50 1.20 1/300 999\n"] * 10 + ["0.10 0.50 1.20 3/300 999\n"] * 5)
+    real_open = builtins.open
+    monkeypatch.setattr(builtins, "open", lambda path, *a, **k: io.StringIO(next(reads)) if path == "/proc/loadavg" else real_open(path, *a, **k))
+    monkeypatch.setattr(distributed.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    assert distributed.busy_cores(gap_s=0) == 0  # only our own reader runs, though the average says 1.9
+    assert distributed.auto_threads() == 2
+    assert distributed.auto_threads() == 1  # two other tasks hold both cores now: one thread, never zero

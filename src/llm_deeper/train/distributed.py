@@ -50,14 +50,35 @@ def auto_threads(world: int = 1) -> int:
 
     On a busy machine, more threads than free cores make every step wait for
     the slowest thread (5-10× slower, measured on 2 shared cores), so count
-    the idle ones (1-minute load average) rather than all of them.
+    the idle ones rather than all of them. "Now" is the kernel's count of
+    runnable tasks, not the 1-minute load average: that average lags, so right
+    after another job ends it still reads busy and gave 1 thread on an idle machine.
     """
     cores = os.cpu_count() or 1
-    try:
-        idle = cores - os.getloadavg()[0]
-    except (OSError, AttributeError):  # no load average (Windows)
-        idle = cores
+    busy = busy_cores()
+    idle = cores if busy is None else cores - busy
     return max(1, min(torch.get_num_threads(), int(idle + 0.5) // world))
+
+
+def busy_cores(samples: int = 5, gap_s: float = 0.01) -> float | None:
+    """Other tasks running right now: the median of a few reads of /proc/loadavg's runnable count,
+    less this process's own reading thread; the 1-minute load average where /proc is missing; None on Windows."""
+    import statistics
+    import time
+
+    try:
+        counts = []
+        for _ in range(samples):
+            with open("/proc/loadavg") as handle:
+                counts.append(int(handle.read().split()[3].split("/")[0]) - 1)
+            time.sleep(gap_s)
+        return statistics.median(counts)
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.getloadavg()[0]
+    except (OSError, AttributeError):
+        return None
 
 
 def pick_device(name: str = "auto", local_rank: int = 0) -> torch.device:
