@@ -45,6 +45,8 @@ def test_adapter_facts_come_from_the_header(tiny_llama_dir, tmp_path):
     modules = base_modules(tiny_llama_dir)
     chosen, missing = matching_targets(["q_proj", "nope"], modules)
     assert missing == ["nope"] and chosen and all(m.endswith(".q_proj") for m in chosen)
+    last, _ = matching_targets(["q_proj"], modules, layers=[1])  # layers_to_transform: only layer 1 is adapted
+    assert last == {m for m in chosen if ".layers.1." in m} and 0 < len(last) < len(chosen)
     assert fitting_lora_rank([12]) == 16 and fitting_lora_rank([8, 3]) == 8
 
 

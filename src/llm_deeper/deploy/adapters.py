@@ -78,8 +78,12 @@ def base_modules(folder: Path) -> set[str]:
     return names
 
 
-def matching_targets(targets: list[str] | str, modules: set[str]) -> tuple[set[str], list[str]]:
-    """(base modules the adapter's target_modules select, targets that select nothing), as PEFT matches them."""
+def matching_targets(targets: list[str] | str, modules: set[str], layers: list[int] | int | None = None) -> tuple[set[str], list[str]]:
+    """(base modules the adapter's target_modules select, targets that select nothing), as PEFT matches them;
+    `layers` is the config's layers_to_transform (only those decoder layers are adapted)."""
+    if layers is not None:
+        keep = {layers} if isinstance(layers, int) else set(layers)
+        modules = {m for m in modules if (found := re.search(r"\.layers\.(\d+)\.", m)) and int(found.group(1)) in keep}
     if isinstance(targets, str):
         if targets == "all-linear":
             return {m for m in modules if "proj" in m}, []

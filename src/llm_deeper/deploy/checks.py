@@ -119,7 +119,7 @@ def plan(config: VllmConfig, gpu_memory_gib: float | None = None, tool_parser: s
             info = read_adapter(adapter_dir)
             if info.modules_to_save:
                 raise UserError(f"adapter {name} has modules_to_save {info.modules_to_save}, which vLLM refuses: merge it (llm-deeper merge) and serve the merged model")
-            chosen, missing = matching_targets(info.targets, modules)
+            chosen, missing = matching_targets(info.targets, modules, info.config.get("layers_to_transform"))
             if not chosen:
                 raise UserError(f"adapter {name}: none of its target modules {info.targets} exists in {folder.name}, so vLLM would serve the base model unchanged; retrain it on this base")
             ranks.append(info.rank)

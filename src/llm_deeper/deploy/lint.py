@@ -61,7 +61,7 @@ def _common(info: AdapterInfo, modules: set[str] | None) -> tuple[list[str], lis
     if info.config.get("peft_type", "LORA") != "LORA":
         problems.append(f"peft_type is {info.config.get('peft_type')}, not LORA -> train a LoRA adapter, or merge this one (llm-deeper merge)")
     if modules is not None:
-        chosen, missing = matching_targets(info.targets, modules)
+        chosen, missing = matching_targets(info.targets, modules, info.config.get("layers_to_transform"))
         if not chosen:
             problems.append(f"no target module ({info.targets}) exists in the base model, so the adapter would change nothing "
                             "-> retrain with target_modules named as in the base (e.g. q_proj, v_proj)")
