@@ -218,22 +218,11 @@ def bfcl(
     from ..evals.report import load_run, write_run
     from ..paths import artifact_dir
 
-    if base_url and adapter is not None:
-        raise UserError("with --base-url the server applies adapters: pass the adapter's served name as --model instead of --adapter")
     choices = [c.strip() for c in tool_choice.split(",") if c.strip()]
     bad = [c for c in choices if c not in ("auto", "required")]
     if bad or not choices:
         raise UserError(f"--tool-choice must be auto, required or 'auto,required', got {tool_choice!r}")
-    from ..inputs import check_input_dir, check_output_dir
-
-    if out is not None:
-        check_output_dir(out, "--out")
-    if adapter is not None:
-        check_input_dir(adapter, "--adapter", "PEFT adapter folder")
-    if not base_url:
-        from ..models.registry import resolve
-
-        resolve(model)  # a bad --model is one line before the data and the engine load
+    _check_served_eval_inputs(model, adapter, base_url, out)
     items = [item for category in parse_categories(categories) for item in load_category(category, limit, seed)]
     console = Console()
     folder = out or artifact_dir("evals") / time.strftime("bfcl-%Y%m%d-%H%M%S")
@@ -241,13 +230,7 @@ def bfcl(
     if base_url:
         backend, targets = OpenAIBackend(base_url, api_key, max_new_tokens), [(model, model)]
     else:
-        from ..evals.generate import check_adapter
-        from ..inference.engine import Engine
-
-        if adapter is not None:
-            check_adapter(adapter)
-        console.print(f"loading {model}{' + ' + str(adapter) if adapter else ''}")
-        engine = Engine.load(model, loras={"lora": adapter} if adapter else None, max_batch=max_batch, max_queue=max_batch)
+        engine = _load_engine(console, model, adapter, max_batch, max_queue=max_batch)
         backend, targets = EngineBackend(engine, max_new_tokens), [("base", None)] + ([("lora", "lora")] if adapter else [])
     folders = []
     try:
@@ -296,23 +279,13 @@ def agent_tasks(
     from ..evals.agent_tasks import make_agent_tasks
     from ..evals.bfcl_run import write_comparison
     from ..evals.report import load_run, write_run
-    from ..inputs import check_input_dir, check_output_dir
     from ..paths import artifact_dir
 
-    if base_url and adapter is not None:
-        raise UserError("with --base-url the server applies adapters: pass the adapter's served name as --model instead of --adapter")
     if tool_choice not in ("auto", "required"):
         raise UserError(f"--tool-choice must be auto or required, got {tool_choice!r}")
     if then not in ("auto", "none", "required"):
         raise UserError(f"--then must be auto, none or required, got {then!r}")
-    if out is not None:
-        check_output_dir(out, "--out")
-    if adapter is not None:
-        check_input_dir(adapter, "--adapter", "PEFT adapter folder")
-    if not base_url:
-        from ..models.registry import resolve
-
-        resolve(model)  # a bad --model is one line before the engine load
+    _check_served_eval_inputs(model, adapter, base_url, out)
     tasks = make_agent_tasks(limit, seed, two_step_share)
     console = Console(highlight=False)
     folder = out or artifact_dir("evals") / time.strftime("agent-%Y%m%d-%H%M%S")
@@ -325,14 +298,9 @@ def agent_tasks(
         served = None if model == DEFAULT_MODEL else model  # the server's first model unless one is named
         targets = [(model, OpenAIBackend(base_url, served, api_key or "not-needed", max_tokens=max_new_tokens), None)]
     else:
-        from ..evals.generate import check_adapter
-        from ..inference.engine import Engine
         from ..tools.agent import LocalBackend
 
-        if adapter is not None:
-            check_adapter(adapter)
-        console.print(f"loading {model}{' + ' + str(adapter) if adapter else ''}")
-        engine = Engine.load(model, loras={"lora": adapter} if adapter else None, max_batch=concurrency)
+        engine = _load_engine(console, model, adapter, concurrency)
         targets = [("base", LocalBackend(engine, max_new_tokens=max_new_tokens), None)]
         if adapter is not None:
             targets.append(("lora", LocalBackend(engine, max_new_tokens=max_new_tokens, adapter="lora"), str(adapter)))
@@ -357,6 +325,34 @@ def agent_tasks(
     _print_comparison(console, [load_run(f) for f in folders], folder, 1000, seed, title="Agent tasks, end to end", write=False)
     table, _ = write_comparison(folders, folder, seed=seed, title="Agent tasks, end to end")
     console.print(f"runs:  {', '.join(str(f) for f in folders)}\ntable: {table}")
+
+
+def _check_served_eval_inputs(model: str, adapter: Path | None, base_url: str | None, out: Path | None) -> None:
+    """`eval bfcl` and `eval agent`: every bad flag is one line before anything loads."""
+    from ..errors import UserError
+    from ..inputs import check_input_dir, check_output_dir
+
+    if base_url and adapter is not None:
+        raise UserError("with --base-url the server applies adapters: pass the adapter's served name as --model instead of --adapter")
+    if out is not None:
+        check_output_dir(out, "--out")
+    if adapter is not None:
+        check_input_dir(adapter, "--adapter", "PEFT adapter folder")
+    if not base_url:
+        from ..models.registry import resolve
+
+        resolve(model)
+
+
+def _load_engine(console, model: str, adapter: Path | None, max_batch: int, **engine_options):
+    """The engine with the base model and, when given, the adapter served as "lora"."""
+    from ..evals.generate import check_adapter
+    from ..inference.engine import Engine
+
+    if adapter is not None:
+        check_adapter(adapter)
+    console.print(f"loading {model}{' + ' + str(adapter) if adapter else ''}")
+    return Engine.load(model, loras={"lora": adapter} if adapter else None, max_batch=max_batch, **engine_options)
 
 
 def register(app: typer.Typer) -> None:
