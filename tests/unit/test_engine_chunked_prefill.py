@@ -83,3 +83,24 @@ def test_finishing_and_cancelled_requests_keep_prefilling_slots_right(tiny_llama
 def test_prefill_chunk_must_be_positive(tiny_llama_dir):
     with pytest.raises(UserError, match="prefill chunk"):
         Engine.load(str(tiny_llama_dir), prefill_chunk=0)
+
+
+def test_a_long_prompt_alone_is_prefilled_whole(tiny_llama_dir):
+    """Chunks only keep running streams moving: with none running, one forward takes the whole prompt."""
+    engine = Engine.load(str(tiny_llama_dir), max_batch=4, prefill_chunk=16)
+    calls: list[tuple[int, int]] = []
+    prefill = engine.runner.prefill
+
+    def spy_prefill(slot, ids, adapter, start=0):
+        calls.append((start, len(ids)))
+        return prefill(slot, ids, adapter, start=start)
+
+    engine.runner.prefill = spy_prefill
+    prompt = [{"role": "user", "content": "a long question " * 12}]
+    try:
+        result = engine.generate(prompt, GREEDY)
+        prompt_length = len(engine.encode(prompt))
+        assert calls == [(0, prompt_length)] and prompt_length > 16
+        assert len(result.token_ids) == GREEDY.max_new_tokens
+    finally:
+        engine.close()

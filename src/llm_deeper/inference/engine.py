@@ -428,8 +428,11 @@ class Engine:
 
         A request whose whole prompt is in joins the running batch with its first token.
         Decode steps run between chunks, so a long prompt never stalls running streams for long.
+        With no stream running there is nobody to keep waiting: the prompts go in whole, as one
+        forward each (bigger matmuls, no chunk mask: a 1,000-token prompt's first token comes sooner).
         """
-        budget = self.prefill_chunk or sum(len(r.prompt_ids) for r in self._prefilling)
+        whole = sum(len(r.prompt_ids) - r.prefilled for r in self._prefilling)
+        budget = self.prefill_chunk if self.prefill_chunk and self._running else whole
         while self._prefilling and budget > 0:
             request = self._prefilling[0]
             if request.cancelled.is_set():
