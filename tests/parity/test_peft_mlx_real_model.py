@@ -2,18 +2,17 @@
 
 1. A PEFT LoRA adapter (seeded, B far from 0), converted by our converter: mlx-lm's logits equal PEFT's on the same ids,
    and the same 32 greedy tokens.
-2. An adapter trained by mlx-lm's own LoRA trainer, converted to PEFT: equal logits in PEFT, and `llm-deeper serve --lora`
-   (a real server process, the real `openai` client over a socket) answers with mlx-lm's greedy text.
+2. An adapter trained by mlx-lm's own LoRA trainer, converted to PEFT: equal logits in PEFT, and our server with it
+   loaded by name (the real `openai` client over a socket) answers with mlx-lm's greedy text.
 
 Kept cheap on purpose: the `mlx[cpu]` wheel multiplies with the reference BLAS (~0.1 s per token through the
-model on 2 cores), so prompts and training conversations are short chats, and everything is made once per module.
+model on 2 cores), so prompts and training conversations are short chats, mlx-lm's trainer skips its validation
+passes (nothing here reads them: two forward passes, ~20 s on a busy machine), the server runs in this process
+(`serve --lora` as a process is tested in tests/server/test_server_cli.py), and everything is made once per module.
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +20,6 @@ import numpy as np
 import openai
 import pytest
 
-from conftest import REPO
 from llm_deeper.convert.mlx_runtime import mlx_status
 
 MLX_OK, MLX_REASON = mlx_status()
@@ -46,7 +44,7 @@ class RealModelParity:
     trained_logit_diff: float  # max |Δlogit| mlx-lm (its adapter) vs PEFT (the converted one) on QUESTION
     trained_effect: float  # max |Δlogit| the mlx-trained adapter causes in PEFT
     mlx_answer: str  # mlx-lm's greedy text with its adapter (its own generator)
-    served_models: list[str]  # /v1/models of `llm-deeper serve --lora mlx=...`
+    served_models: list[str]  # /v1/models of our server with the adapter loaded as "mlx"
     served_answer: str  # the served greedy reply
     served_tokens: int  # its completion tokens
 
@@ -79,8 +77,10 @@ def real(tmp_path_factory) -> RealModelParity:
     from llm_deeper.convert.peft_to_mlx import peft_to_mlx
     from llm_deeper.data.sft import ChatExample, write_jsonl
     from llm_deeper.finetune.mlx_lora import MlxLoraConfig, train_mlx_lora
+    from llm_deeper.inference.engine import Engine
     from llm_deeper.models.loaders import load_model
-    from llm_deeper.serve.background import free_port, wait_until_healthy
+    from llm_deeper.serve.app import create_app
+    from llm_deeper.serve.background import BackgroundServer
 
     home = tmp_path_factory.mktemp("mlx-real")
     loaded = load_model(MODEL)  # a copy of our own: PEFT wraps its layers in place
@@ -96,7 +96,8 @@ def real(tmp_path_factory) -> RealModelParity:
     train = write_jsonl(home / "chats" / "train.jsonl", [ChatExample(m) for m in TRAIN_CHATS])
     valid = write_jsonl(home / "chats" / "valid.jsonl", [ChatExample(TRAIN_CHATS[0])])
     run = train_mlx_lora(MlxLoraConfig(model=MODEL, train=train, valid=valid, output=home / "mlx-trained", iters=3, batch_size=1,
-                                       num_layers=4, rank=8, scale=2.0, learning_rate=1e-2, max_seq_length=128), log=lambda _: None)
+                                       num_layers=4, rank=8, scale=2.0, learning_rate=1e-2, max_seq_length=128, val_batches=0),
+                           log=lambda _: None)
     peft_dir, trained_config = mlx_to_peft(run.folder, home / "mlx-as-peft", model=MODEL)
     trained = PeftModel.from_pretrained(base, peft_dir).eval()
     with torch.inference_mode():
@@ -109,19 +110,11 @@ def real(tmp_path_factory) -> RealModelParity:
     mlx_answer = mlx_tokenizer.decode(mlx_greedy(mlx_model, mlx_tokenizer, ids, 16))
     del mlx_model
 
-    port = free_port()
-    with open(home / "serve.log", "w") as log:
-        process = subprocess.Popen([sys.executable, "-m", "llm_deeper", "serve", "--model", MODEL, "--port", str(port), "--lora", f"mlx={peft_dir}"],
-                                   cwd=REPO, env=os.environ.copy(), stdout=log, stderr=subprocess.STDOUT, text=True)
-        try:
-            url = f"http://127.0.0.1:{port}"
-            wait_until_healthy(url, process, timeout=300)
-            client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
-            served_models = [m.id for m in client.models.list().data]
-            reply = client.chat.completions.create(model="mlx", messages=QUESTION, max_tokens=16, temperature=0)
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
+    # what `llm-deeper serve --model MODEL --lora mlx=DIR` builds: the engine (fp32) with the adapter by name, behind the app
+    with Engine.load(MODEL, loras={"mlx": peft_dir}, max_batch=1) as engine, BackgroundServer(create_app(engine)) as server:
+        client = openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0)
+        served_models = [m.id for m in client.models.list().data]
+        reply = client.chat.completions.create(model="mlx", messages=QUESTION, max_tokens=16, temperature=0)
     assert reply.model == "mlx"
     return RealModelParity(converted, parity, trained_config, run.train_losses, float(np.abs(ours - theirs).max()), float(np.abs(theirs - plain).max()),
                            mlx_answer, served_models, reply.choices[0].message.content or "", reply.usage.completion_tokens)

@@ -45,6 +45,7 @@ class MlxLoraConfig:
     keys: list[str] = field(default_factory=lambda: ["self_attn.q_proj", "self_attn.v_proj"])  # modules per layer
     learning_rate: float = 1e-4  # Adam learning rate
     max_seq_length: int = 1024  # longer conversations are cut
+    val_batches: int = 1  # validation batches, before the first step and after the last (0: no validation; a check that needs none saves two forward passes)
     seed: int = 0  # data order and adapter init
 
 
@@ -87,7 +88,7 @@ def train_mlx_lora(config: MlxLoraConfig, log: Callable[[str], None] = print) ->
         sys.executable, "-m", "mlx_lm", "lora", "--model", str(base_folder(config.model)), "--train", "--data", str(data),
         "--adapter-path", str(output), "--iters", str(config.iters), "--batch-size", str(config.batch_size),
         "--num-layers", str(config.num_layers), "--learning-rate", str(config.learning_rate), "--max-seq-length", str(config.max_seq_length),
-        "--steps-per-report", "1", "--steps-per-eval", str(config.iters), "--val-batches", "1", "--save-every", str(config.iters),
+        "--steps-per-report", "1", "--steps-per-eval", str(config.iters), "--val-batches", str(config.val_batches), "--save-every", str(config.iters),
         "--mask-prompt", "--seed", str(config.seed), "--config", str(lora_file),
     ]
     start = time.perf_counter()
