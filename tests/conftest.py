@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -77,6 +80,58 @@ def tiny_gpt2_dir(tmp_path_factory) -> Path:
     from llm_deeper.models.tiny import save_tiny_model
 
     return save_tiny_model(tmp_path_factory.mktemp("tiny-gpt2"), arch="gpt2")
+
+
+@dataclass
+class PrepareRun:
+    """`llm-deeper models prepare` twice in a fresh artifact home: the first converts, the second finds the cache."""
+
+    home: Path  # the fresh LLM_DEEPER_HOME
+    first: subprocess.CompletedProcess  # the converting run
+    second: subprocess.CompletedProcess  # the run that finds the cache
+    models_listing: list[str]  # what <home>/models held after the first run (no temp folder may be left)
+
+
+@pytest.fixture(scope="session")
+def prepare_in_fresh_home(tmp_path_factory) -> PrepareRun:
+    """The CLI converts the embedded GGUF in a fresh home, once per session.
+
+    On a fresh checkout its folder also becomes the session's cached model (see
+    `default_model_converted_once`), so the suite converts the GGUF once, not twice.
+    """
+    home = tmp_path_factory.mktemp("fresh-home")
+    env = {"LLM_DEEPER_HOME": str(home)}
+    first = run_cli("models", "prepare", env=env)
+    listing = sorted(p.name for p in (home / "models").iterdir()) if (home / "models").is_dir() else []
+    second = run_cli("models", "prepare", env=env)
+    return PrepareRun(home, first, second, listing)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def default_model_converted_once(request):
+    """When this session runs real-model tests and the checkout's cache is cold (CI's fresh clone), convert once.
+
+    The conversion is `prepare_in_fresh_home`'s (which the prepare test checks anyway); its folder is copied
+    into the session's home, so no later test or subprocess converts the GGUF again (~15 s each on 2 cores).
+    """
+    if not any(item.get_closest_marker("slow") for item in request.session.items):
+        return
+    from llm_deeper.models.embedded import cached_folder, is_prepared
+    from llm_deeper.models.registry import resolve
+
+    spec = resolve("smollm2-135m-instruct").spec
+    if is_prepared(spec):
+        return
+    run = request.getfixturevalue("prepare_in_fresh_home")
+    source = run.home / "models" / spec.name
+    if run.first.returncode != 0 or is_prepared(spec):
+        return  # the prepare test reports the failure; the library converts on first use as before
+    target = cached_folder(spec)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{spec.name}-", dir=target.parent))
+    shutil.copytree(source, staging, dirs_exist_ok=True)  # into a sibling first: a copy cut short never looks complete
+    staging.chmod(0o755)
+    staging.rename(target)
 
 
 @pytest.fixture(scope="session")

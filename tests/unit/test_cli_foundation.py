@@ -81,13 +81,11 @@ def test_chat_is_multi_turn_with_reset_and_eof(tiny_llama_dir):
 
 
 @pytest.mark.slow
-def test_prepare_converts_into_the_home_folder_with_progress(tmp_path):
-    """A fresh home: the first `prepare` converts, the second finds the cache."""
-    env = {"LLM_DEEPER_HOME": str(tmp_path)}
-    first = run_cli("models", "prepare", env=env)
-    assert first.returncode == 0, first.stderr
-    folder = tmp_path / "models" / "smollm2-135m-instruct"
+def test_prepare_converts_into_the_home_folder_with_progress(prepare_in_fresh_home):
+    """A fresh home: the first `prepare` converts, the second finds the cache (run once per session, see conftest)."""
+    run = prepare_in_fresh_home
+    assert run.first.returncode == 0, run.first.stderr
+    folder = run.home / "models" / "smollm2-135m-instruct"
     assert (folder / "model.safetensors").is_file() and (folder / "llm_deeper_conversion.json").is_file()
-    assert [p.name for p in (tmp_path / "models").iterdir()] == ["smollm2-135m-instruct"]  # no temp folder left
-    second = run_cli("models", "prepare", env=env)
-    assert "already prepared" in second.stdout
+    assert run.models_listing == ["smollm2-135m-instruct"]  # no temp folder left
+    assert "already prepared" in run.second.stdout
