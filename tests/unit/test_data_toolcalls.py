@@ -65,13 +65,13 @@ def test_rendered_with_the_server_renderer_and_trained_on_the_call():
 
 
 def test_mix_teaches_restraint_parallel_calls_and_the_whole_loop():
-    """4 in 10 conversations need no call; near misses withhold the fitting tool; parallel and follow-up turns."""
+    """Over 4 in 10 conversations need no call; near misses withhold the fitting tool; parallel, chained and follow-up turns."""
     from collections import Counter
 
     train, _ = make_tool_dataset(n_train=400, n_test=10, seed=0, distractors=1)
     kinds = Counter(e.meta["kind"] for e in train)
     no_call = sum(kinds[k] for k in ("small_talk", "general", "near_miss")) / len(train)
-    assert 0.33 < no_call < 0.47 and kinds["parallel"] > 20 and kinds["thanks"] > 15
+    assert 0.38 < no_call < 0.52 and kinds["parallel"] > 20 and kinds["thanks"] > 10 and kinds["chain"] > 20
     for example in train:
         offered = [t["function"]["name"] for t in example.tools]
         calls = [c for m in example.messages for c in m.get("tool_calls") or []]
@@ -89,6 +89,14 @@ def test_mix_teaches_restraint_parallel_calls_and_the_whole_loop():
                     assert str(value) in user_text(example)
         if example.meta["kind"] == "thanks":
             assert [m["role"] for m in example.messages] == ["user", "assistant", "tool", "assistant", "user", "assistant"]
+        if example.meta["kind"] == "chain":
+            assert [m["role"] for m in example.messages] == ["user", "assistant", "tool", "assistant", "tool", "assistant"]
+            first, second = (json.loads(m["tool_calls"][0]["function"]["arguments"]) for m in example.messages[1:4:2])
+            assert sorted(offered) == sorted(m["tool_calls"][0]["function"]["name"] for m in example.messages[1:4:2])
+            result = json.loads(example.messages[2]["content"])
+            numbers = {str(v) for v in result.values() if isinstance(v, (int, float))}
+            assert any(n in str(v) for n in numbers for v in second.values())  # the second call reuses the first result
+            assert str(json.loads(example.messages[4]["content"])["result"]) in example.messages[5]["content"]  # the answer states it
     near = [e for e in train if e.meta["kind"] == "near_miss" and e.meta["withheld_tool"] == "convert_units"]
     assert near and all({"convert_currency", "convert_time"} & {t["function"]["name"] for t in e.tools} for e in near)  # similar names offered
 
@@ -105,3 +113,34 @@ def test_held_out_eval_scores_the_right_turn():
         elif example.meta["kind"] == "parallel":
             assert len(scored.expected_calls) == 2
     assert make_tool_dataset(2, 2, seed=0, mix={"call": 1.0})[0][0].meta["kind"] == "call"
+
+
+def test_held_out_set_is_fixed_and_agent_tasks_stay_unseen():
+    """The test split does not move with the training size or mix; agent requests and values never appear in training."""
+    from llm_deeper.evals.agent_tasks import make_agent_tasks
+
+    train, test = make_tool_dataset(n_train=300, n_test=30, seed=0, distractors=1)
+    _, same = make_tool_dataset(n_train=7, n_test=30, seed=0, distractors=1)
+    assert [e.to_json() for e in test] == [e.to_json() for e in same]
+    tasks = make_agent_tasks(60, seed=0)
+    assert not {t.request for t in tasks} & {user_text(e) for e in train}
+    trained_calls = {(c["function"]["name"], c["function"]["arguments"]) for e in train for m in e.messages for c in m.get("tool_calls") or []}
+    task_calls = {(c["name"], json.dumps(c["arguments"], separators=(",", ":"))) for t in tasks for c in t.expected_calls}
+    assert not trained_calls & task_calls
+
+
+def test_recipe_lengths_fit_the_default_tokenizer():
+    """The quick recipe has a step to take and a held-out row to score; the full one keeps most chains' second call."""
+    from llm_deeper.chat_format import training_ids
+    from llm_deeper.data.sft_render import tokenize_dataset
+    from llm_deeper.finetune.tool_recipe import QUICK, ToolRecipe
+    from llm_deeper.models.loaders import load_tokenizer
+
+    tokenizer = load_tokenizer("smollm2-135m-instruct")
+    train, test = make_tool_dataset(QUICK.n_train, QUICK.n_test, QUICK.seed, QUICK.distractors)
+    assert len(tokenize_dataset(tokenizer, train, QUICK.max_length)[0]) >= QUICK.batch_size
+    assert tokenize_dataset(tokenizer, test, QUICK.max_length)[0]
+    recipe = ToolRecipe()
+    train, _ = make_tool_dataset(recipe.n_train, 0, recipe.seed, recipe.distractors)
+    ends = [training_ids(tokenizer, e.messages, e.tools).turns[1][1] for e in train if e.meta["kind"] == "chain"]
+    assert len(ends) > 10 and sum(end <= recipe.max_length for end in ends) >= 0.6 * len(ends)

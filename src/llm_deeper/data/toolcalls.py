@@ -14,12 +14,17 @@ argument values the training split never contains, so a model can only score
 by learning *when* to call *which* tool, not by remembering sentences.
 
 The mix (`MIX`) teaches restraint and the whole loop, not only selection:
-about a third of the conversations offer tools and need none (small talk,
-questions the tools cannot answer, and near misses: the fitting tool is
-withheld and one with a similar name is offered), some make parallel calls,
-and some go on after the answer (a thank-you, or a second question that needs
-another call). With only 10% no-tool conversations the fine-tuned model
-answered "hello" with a tool call (correct no-call 0.25, issue 16).
+45% of the conversations offer tools and need none (small talk, questions the
+tools cannot answer, and near misses: the fitting tool is withheld and one with
+a similar name is offered), some make parallel calls, some chain two calls (the
+second copies a number from the first result, then the answer states the
+final value), and some go on after the answer (a thank-you). With only 10%
+no-tool conversations the fine-tuned model answered "hello" with a tool call
+(correct no-call 0.25, issue 16).
+
+The test split has its own random stream and a fixed mix (`TEST_MIX`), so the
+held-out set is the same whatever the training size or mix: a recipe change is
+measured against an unmoved yardstick.
 """
 
 from __future__ import annotations
@@ -190,7 +195,15 @@ SMALL_TALK = {
               ("Tell me a joke.", "Why did the scarecrow win an award? Because he was outstanding in his field."),
               ("Good night!", "Good night! Sleep well."),
               ("I'm bored.", "How about a short walk, a puzzle, or learning one new word today?"),
-              ("What's your favourite colour?", "I don't have one, but many people love blue.")],
+              ("What's your favourite colour?", "I don't have one, but many people love blue."),
+              ("Recommend a good book.", "Try \"The Hobbit\" by J.R.R. Tolkien: a short, warm adventure."),
+              ("Give me a tip for sleeping better.", "Keep the same bedtime every night and put the phone away an hour before."),
+              ("What's a good hobby to start?", "Drawing: all you need is a pencil and ten minutes a day."),
+              ("I passed my exam!", "Congratulations! All that work paid off."),
+              ("What should I cook tonight?", "A quick pasta with garlic, olive oil and whatever vegetables you have."),
+              ("Do you like music?", "I can't listen to it, but I enjoy talking about it. What do you like?"),
+              ("Write one line about the sea.", "The sea keeps folding the light into waves and giving it back."),
+              ("Motivate me to go for a run.", "Ten minutes in, you'll be glad you went. Shoes on, door open, go!")],
     "test": [("Good morning!", "Good morning! What can I do for you today?"),
              ("Can you suggest a name for a cat?", "How about Miso? It is short, sweet and easy to call."),
              ("hey there", "Hey! How can I help?"),
@@ -207,7 +220,13 @@ GENERAL = {
               ("Which planet is known as the Red Planet?", "Mars is known as the Red Planet."),
               ("What language is spoken in Brazil?", "Portuguese is the main language of Brazil."),
               ("How many continents are there?", "There are seven continents."),
-              ("Who was the first person on the Moon?", "Neil Armstrong was the first person to walk on the Moon, in 1969.")],
+              ("Who was the first person on the Moon?", "Neil Armstrong was the first person to walk on the Moon, in 1969."),
+              ("Who composed the Four Seasons?", "Antonio Vivaldi composed The Four Seasons."),
+              ("What is the chemical symbol for gold?", "The chemical symbol for gold is Au."),
+              ("How many strings does a violin have?", "A violin has four strings."),
+              ("Who discovered penicillin?", "Alexander Fleming discovered penicillin in 1928."),
+              ("What is the boiling point of water at sea level?", "Water boils at 100 degrees Celsius at sea level."),
+              ("Which country has the most people?", "India has the largest population, just ahead of China.")],
     "test": [("Who painted the Mona Lisa?", "Leonardo da Vinci painted the Mona Lisa."),
              ("What is the largest ocean on Earth?", "The Pacific Ocean is the largest ocean on Earth."),
              ("How many days are in a leap year?", "A leap year has 366 days."),
@@ -235,12 +254,71 @@ PARALLEL = {
                    ["Work out both {expr_a} and {expr_b}, please."]),
 }
 
-# Shares of each kind of conversation (they sum to 1); see the module docstring. 40% need
-# no call at all. "second_call" (a second question needing another tool after the first
-# answer) averages ~970 tokens with the default tokenizer, past the recipe's 640-token
-# cut, so the recipe leaves it out; `make_tool_dataset(mix=...)` can add it.
-MIX = {"call": 0.42, "parallel": 0.10, "thanks": 0.08, "second_call": 0.0,
-       "small_talk": 0.14, "general": 0.13, "near_miss": 0.13}
+# Two calls in a row, the second built on the first's result: call → result → call →
+# result → answer (what `llm-deeper eval agent` calls a two-step task). Each chain:
+# (train templates, test templates, build), build(rng, split, registry) → (slots, calls,
+# answer), where calls is [(tool, arguments)] and the second call's arguments copy a
+# number from the first result. `eval agent` has its own request wordings; these are
+# the generator's, with train and test pools apart as everywhere else.
+def _chain_round_trip(rng: random.Random, split: str, registry):
+    a, b = two_cities(rng, split)
+    distance = registry.get("city_distance")(from_city=a, to_city=b)["distance"]
+    total = registry.get("calculator")(expression=f"{distance} * 2")["result"]
+    return ({"a": a, "b": b}, [("city_distance", {"from_city": a, "to_city": b}), ("calculator", {"expression": f"{distance} * 2"})],
+            f"{a} to {b} is {distance} km, so the round trip is {total} km.")
+
+
+def _chain_hours(rng: random.Random, split: str, registry):
+    a, b = two_cities(rng, split)
+    speed = number(rng, split, 60, 900)
+    distance = registry.get("city_distance")(from_city=a, to_city=b)["distance"]
+    hours = registry.get("calculator")(expression=f"{distance} / {speed}")["result"]
+    return ({"a": a, "b": b, "speed": speed}, [("city_distance", {"from_city": a, "to_city": b}), ("calculator", {"expression": f"{distance} / {speed}"})],
+            f"{a} to {b} is {distance} km; at {speed} km/h that takes {hours} hours.")
+
+
+def _chain_weather_units(rng: random.Random, split: str, registry):
+    city = rng.choice(halves(CITIES, split))
+    unit = rng.choice(["fahrenheit", "kelvin"])
+    celsius = registry.get("get_weather")(city=city)["temperature"]
+    converted = registry.get("convert_units")(value=celsius, from_unit="celsius", to_unit=unit)["result"]
+    return ({"city": city, "unit": UNIT_WORDS.get(unit, unit)}, [("get_weather", {"city": city}), ("convert_units", {"value": celsius, "from_unit": "celsius", "to_unit": unit})],
+            f"It is {celsius}°C in {city}, which is {converted} {UNIT_WORDS.get(unit, unit)}.")
+
+
+def _chain_split(rng: random.Random, split: str, registry):
+    source, target = rng.sample(CURRENCIES, 2)
+    amount, people = number(rng, split, 20, 2000), rng.choice([2, 4, 6] if split == "train" else [3, 5, 7])
+    converted = registry.get("convert_currency")(amount=amount, from_currency=source, to_currency=target)["result"]
+    each = registry.get("calculator")(expression=f"{converted} / {people}")["result"]
+    return ({"amount": amount, "src": source, "dst": target, "people": people},
+            [("convert_currency", {"amount": amount, "from_currency": source, "to_currency": target}), ("calculator", {"expression": f"{converted} / {people}"})],
+            f"{amount} {source} is {converted} {target}, so each of the {people} gets {each} {target}.")
+
+
+CHAINS = {
+    "round_trip": (["What's the round-trip distance between {a} and {b}?", "How far is it from {a} to {b} and back again, in km?"],
+                   ["Going from {a} to {b} and returning, how many km is that?"], _chain_round_trip),
+    "hours": (["At {speed} km/h, how many hours does the trip from {a} to {b} take?", "How long in hours from {a} to {b} at {speed} km/h?"],
+              ["Travelling at {speed} km/h, how many hours from {a} to {b}?"], _chain_hours),
+    "weather_units": (["What's {city}'s temperature in {unit}?", "How warm is it in {city}, in {unit}?"],
+                      ["Give me the current temperature of {city} in {unit}."], _chain_weather_units),
+    "split": (["Convert {amount} {src} to {dst} and split it {people} ways.", "{amount} {src} shared by {people} people: how much {dst} each?"],
+              ["Change {amount} {src} into {dst} and divide it among {people} people."], _chain_split),
+}
+
+# Shares of each kind of conversation (they sum to 1); see the module docstring. 45% need
+# no call at all (restraint was the weakest skill: near misses 0 of 3 right, issue 16).
+# "second_call" (a second question needing another tool after the first answer)
+# averages ~970 tokens with the default tokenizer, past the recipe's 640-token cut, so
+# the recipe leaves it out; `make_tool_dataset(mix=...)` can add it. A "chain" offers
+# only the two tools it needs, which keeps it near 640 tokens.
+MIX = {"call": 0.34, "parallel": 0.08, "thanks": 0.05, "second_call": 0.0, "chain": 0.08,
+       "small_talk": 0.15, "general": 0.12, "near_miss": 0.18}
+
+# The held-out set's own mix, fixed, so a change to the training mix does not move the
+# yardstick (chains are scored end to end by `llm-deeper eval agent` instead).
+TEST_MIX = {"call": 0.42, "parallel": 0.10, "thanks": 0.08, "small_talk": 0.14, "general": 0.13, "near_miss": 0.13}
 
 
 def event_arguments(values: Values, phrasing: str) -> dict:
@@ -299,6 +377,24 @@ def _parallel_turn(rng: random.Random, split: str, registry) -> tuple[list[dict]
     return [{"role": "user", "content": user}, {"role": "assistant", "content": None, "tool_calls": calls}, *results], " ".join(answers), tool
 
 
+def _chain_conversation(rng: random.Random, split: str, registry, meta: dict) -> ChatExample:
+    """[user, assistant(call 1), tool, assistant(call 2 from result 1), tool, assistant(answer)], the two tools offered."""
+    from ..tools.calls import compact_json
+
+    name = rng.choice(sorted(CHAINS))
+    train_templates, test_templates, build = CHAINS[name]
+    slots, calls, answer = build(rng, split, registry)
+    messages: list[dict] = [{"role": "user", "content": rng.choice(train_templates if split == "train" else test_templates).format(**slots)}]
+    for tool, arguments in calls:
+        call_id = _call_id(rng)
+        messages += [{"role": "assistant", "content": None, "tool_calls": [{"id": call_id, "type": "function", "function": {"name": tool, "arguments": compact_json(arguments)}}]},
+                     {"role": "tool", "tool_call_id": call_id, "name": tool, "content": compact_json(registry.get(tool)(**arguments))}]
+    messages.append({"role": "assistant", "content": answer})
+    offered = [tool for tool, _ in calls]
+    rng.shuffle(offered)
+    return ChatExample(messages, registry.subset(offered).schemas(), meta={**meta, "expected_tool": calls[0][0], "chain": name})
+
+
 def _offer(rng: random.Random, names: list[str], needed: list[str], distractors: int) -> list[str]:
     """The needed tools plus `distractors` others, shuffled."""
     offered = list(dict.fromkeys(needed)) + rng.sample([n for n in names if n not in needed], distractors)
@@ -334,6 +430,8 @@ def make_conversation(rng: random.Random, split: str, registry, distractors: int
         answer = f"I can't {ABILITY[scenario.tool]} with the tools I have here ({', '.join(sorted(offered))}), so I can't answer that one."
         messages = [{"role": "user", "content": phrasing.format(**values)}, {"role": "assistant", "content": answer}]
         return ChatExample(messages, registry.subset(offered).schemas(), meta={**meta, "expected_tool": None, "withheld_tool": scenario.tool})
+    if kind == "chain":
+        return _chain_conversation(rng, split, registry, meta)
     if kind == "parallel":
         messages, answer, tool = _parallel_turn(rng, split, registry)
         messages.append({"role": "assistant", "content": answer})
@@ -357,8 +455,13 @@ def make_conversation(rng: random.Random, split: str, registry, distractors: int
 
 
 def make_tool_dataset(n_train: int = 400, n_test: int = 60, seed: int = 0, distractors: int = 2,
-                      mix: dict[str, float] | None = None) -> tuple[list[ChatExample], list[ChatExample]]:
-    """(train, test) conversations; the same seed always gives the same files."""
+                      mix: dict[str, float] | None = None, test_mix: dict[str, float] | None = None) -> tuple[list[ChatExample], list[ChatExample]]:
+    """(train, test) conversations; the same seed always gives the same files.
+
+    The test split draws from its own random stream and mix (`test_mix`; else `mix`
+    when one is given, else `TEST_MIX`), so with the default mixes the held-out set
+    stays the same when the training size or mix changes.
+    """
     from datetime import datetime, timezone
 
     from ..tools.builtin import default_registry
@@ -368,14 +471,14 @@ def make_tool_dataset(n_train: int = 400, n_test: int = 60, seed: int = 0, distr
         from ..errors import UserError
 
         raise UserError(f"--distractors must be between 0 and {len(registry) - 1}")
-    rng = random.Random(seed)
-    unknown = set(mix or {}) - set(MIX)
+    unknown = (set(mix or {}) | set(test_mix or {})) - set(MIX)
     if unknown:
         from ..errors import UserError
 
         raise UserError(f"unknown conversation kind(s) {', '.join(sorted(unknown))}; choose from {', '.join(MIX)}")
+    rng, test_rng = random.Random(seed), random.Random(f"test-{seed}")
     train = [make_conversation(rng, "train", registry, distractors, mix) for _ in range(n_train)]
-    test = [make_conversation(rng, "test", registry, distractors, mix) for _ in range(n_test)]
+    test = [make_conversation(test_rng, "test", registry, distractors, test_mix or mix or TEST_MIX) for _ in range(n_test)]
     return train, test
 
 
