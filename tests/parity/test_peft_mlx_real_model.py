@@ -95,7 +95,7 @@ def real(tmp_path_factory) -> RealModelParity:
     # 2. an adapter trained by mlx-lm, converted to PEFT, compared, then served by our server
     train = write_jsonl(home / "chats" / "train.jsonl", [ChatExample(m) for m in TRAIN_CHATS])
     valid = write_jsonl(home / "chats" / "valid.jsonl", [ChatExample(TRAIN_CHATS[0])])
-    run = train_mlx_lora(MlxLoraConfig(model=MODEL, train=train, valid=valid, output=home / "mlx-trained", iters=3, batch_size=1,
+    run = train_mlx_lora(MlxLoraConfig(model=MODEL, train=train, valid=valid, output=home / "mlx-trained", iters=2, batch_size=1,
                                        num_layers=4, rank=8, scale=2.0, learning_rate=1e-2, max_seq_length=128, val_batches=0),
                            log=lambda _: None)
     peft_dir, trained_config = mlx_to_peft(run.folder, home / "mlx-as-peft", model=MODEL)
@@ -134,9 +134,9 @@ def test_converted_peft_adapter_gives_peft_logits_and_greedy_text_in_mlx_lm(real
 def test_mlx_trained_adapter_in_peft_gives_mlx_logits(real):
     print(f"\nmlx-trained adapter in PEFT: max |Δlogit| {real.trained_logit_diff:.2e} (adapter effect {real.trained_effect:.2e}); "
           f"losses {real.train_losses}")
-    assert len(real.train_losses) == 3
+    assert len(real.train_losses) == 2
     assert real.trained_config["layers_to_transform"] == [26, 27, 28, 29] and sorted(real.trained_config["target_modules"]) == ["q_proj", "v_proj"]
-    assert real.trained_effect > 1e-3  # three steps moved B away from its zero start
+    assert real.trained_effect > 1e-3  # two steps moved B away from its zero start
     assert real.trained_logit_diff < 1e-3
 
 
