@@ -49,7 +49,7 @@ def info(name: str = typer.Argument(..., help="Registry name, HF folder or .gguf
 
 @models_app.command("prepare")
 def prepare(name: str = typer.Argument("smollm2-135m-instruct", help="Registry name of an embedded model.")) -> None:
-    """Convert an embedded GGUF to a cached HF folder (once; ~20 s). Example: llm-deeper models prepare"""
+    """Convert an embedded GGUF to a cached HF folder (once; ~15 s). Example: llm-deeper models prepare"""
     import time
 
     from rich.console import Console

