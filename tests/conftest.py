@@ -131,6 +131,8 @@ def default_model_converted_once(request):
     staging = Path(tempfile.mkdtemp(prefix=f".{spec.name}-", dir=target.parent))
     shutil.copytree(source, staging, dirs_exist_ok=True)  # into a sibling first: a copy cut short never looks complete
     staging.chmod(0o755)
+    if target.exists():  # an older or unfinished conversion (is_prepared said no)
+        shutil.rmtree(target)
     staging.rename(target)
 
 
