@@ -2,7 +2,9 @@
 
 Checkpoints are written every step, so many kills land in the middle of a
 save: the atomic write must leave the previous checkpoint readable, and the
-next start must clear the killed writer's temporary file.
+next start must clear the killed writer's temporary file. Each kill waits for
+that start's own first save, so it lands mid-training (never mid-import); the
+unkilled reference run trains at the same time on the core the kills leave idle.
 """
 
 from __future__ import annotations
@@ -27,10 +29,21 @@ def start(args: list[str]) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "llm_deeper", *args], cwd=REPO, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
-def kill_after_first_checkpoint(proc: subprocess.Popen, exists, delay: float) -> bool:
-    """SIGKILL `proc` `delay` s after `exists()` turns true; False when it finished first."""
+def newest_save(paths) -> int:
+    """The newest modification time (ns) among the checkpoint files, 0 when there is none yet."""
+    newest = 0
+    for path in paths():
+        try:
+            newest = max(newest, path.stat().st_mtime_ns)
+        except FileNotFoundError:  # pruned by the run between listing and stat
+            pass
+    return newest
+
+
+def kill_after_next_checkpoint(proc: subprocess.Popen, saved_since_start, delay: float) -> bool:
+    """SIGKILL `proc` `delay` s after it wrote its first checkpoint (so the kill lands mid-training, not mid-import); False when it finished first."""
     deadline = time.monotonic() + 120
-    while not exists() and proc.poll() is None and time.monotonic() < deadline:
+    while not saved_since_start() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.005)
     time.sleep(delay)
     if proc.poll() is not None:
@@ -40,12 +53,13 @@ def kill_after_first_checkpoint(proc: subprocess.Popen, exists, delay: float) ->
     return True
 
 
-def run_with_kills(args: list[str], exists, delays: list[float]) -> int:
-    """Start, kill at each delay, resume; returns how many kills landed. Every restart must succeed."""
+def run_with_kills(args: list[str], checkpoints, delays: list[float]) -> int:
+    """Start, kill at each delay after the start's first own checkpoint, resume; returns how many kills landed. Every restart must succeed."""
     kills = 0
-    for i, delay in enumerate(delays):
-        proc = start(args + (["--resume"] if exists() else []))
-        if kill_after_first_checkpoint(proc, exists, delay):
+    for delay in delays:
+        before = newest_save(checkpoints)
+        proc = start(args + (["--resume"] if before else []))
+        if kill_after_next_checkpoint(proc, lambda: newest_save(checkpoints) > before, delay):
             kills += 1
         else:
             assert proc.returncode == 0, proc.stderr.read()[-2000:]
@@ -56,40 +70,47 @@ def run_with_kills(args: list[str], exists, delays: list[float]) -> int:
     return kills
 
 
+def start_reference(args: list[str], log: Path) -> subprocess.Popen:
+    """The unkilled reference run, started first: it trains on the core the kill sequence leaves idle (stderr to a file, so no pipe fills)."""
+    return subprocess.Popen([sys.executable, "-m", "llm_deeper", *args], cwd=REPO, env=ENV, stdout=subprocess.DEVNULL, stderr=log.open("w"))
+
+
+def finish(proc: subprocess.Popen, log: Path) -> None:
+    assert proc.wait(timeout=300) == 0, log.read_text()[-2000:]
+
+
 def test_tinygpt_killed_at_several_moments_resumes_to_the_same_weights(tmp_path):
     from llm_deeper.train.checkpoint import load_checkpoint
 
     text = tmp_path / "t.txt"
     text.write_text("To be, or not to be, that is the question:\nWhether 'tis nobler in the mind to suffer\n" * 40)
     common = ["tinygpt", "train", "--text", str(text), "--tokenizer", "char", "--layers", "1", "--heads", "2", "--embd", "32",
-              "--context", "16", "--batch-size", "4", "--steps", "400", "--warmup", "5", "--eval-every", "100",
+              "--context", "16", "--batch-size", "4", "--steps", "150", "--warmup", "5", "--eval-every", "50",
               "--checkpoint-every", "1", "--threads", "1", "--dtype", "float32"]
-    straight = subprocess.run([sys.executable, "-m", "llm_deeper", *common, "--out", str(tmp_path / "straight")], cwd=REPO, env=ENV,
-                              capture_output=True, text=True, timeout=300)
-    assert straight.returncode == 0, straight.stderr[-2000:]
+    straight = start_reference([*common, "--out", str(tmp_path / "straight")], tmp_path / "straight.log")
     run = tmp_path / "killed"
-    kills = run_with_kills([*common, "--out", str(run)], lambda: (run / "checkpoint.pt").is_file(), [0.05, 0.2, 0.35, 0.5])
-    assert kills >= 2  # the run really was interrupted (each kill lands ~0.05-0.5 s into a ~1-2 s run)
+    kills = run_with_kills([*common, "--out", str(run)], lambda: [run / "checkpoint.pt"], [0.05, 0.3])
+    finish(straight, tmp_path / "straight.log")
+    assert kills >= 2  # the run really was interrupted twice, each time mid-training (~0.05 and ~0.3 s after that start's first save)
     a, b = load_checkpoint(tmp_path / "straight"), load_checkpoint(run)
-    assert b["step"] == 400 and a["losses"] == b["losses"]
+    assert b["step"] == 150 and a["losses"] == b["losses"]
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
     assert not [p.name for p in run.iterdir() if p.name.endswith(".tmp")]  # killed writers' temp files were cleared
 
 
 @pytest.mark.usefixtures("tiny_llama_dir")
-def test_finetune_killed_at_several_moments_resumes_to_the_same_adapter(tiny_llama_dir, tmp_path):
+def test_finetune_killed_mid_training_resumes_to_the_same_adapter(tiny_llama_dir, tmp_path):
     from safetensors.torch import load_file
 
     data = tmp_path / "train.jsonl"
     data.write_text("".join(json.dumps({"prompt": f"say {i}" + " x" * (i % 3), "completion": f"{i}"}) + "\n" for i in range(16)))
     common = ["finetune", "--data", str(data), "--model", str(tiny_llama_dir), "--method", "lora", "--max-length", "32", "--lr", "1e-2",
               "--batch-size", "2", "--epochs", "8", "--save-every", "1", "--dtype", "float32", "--dropout", "0.1"]
-    straight = subprocess.run([sys.executable, "-m", "llm_deeper", *common, "--output", str(tmp_path / "straight")], cwd=REPO, env=ENV,
-                              capture_output=True, text=True, timeout=300)
-    assert straight.returncode == 0, straight.stderr[-2000:]
+    straight = start_reference([*common, "--output", str(tmp_path / "straight")], tmp_path / "straight.log")
     out = tmp_path / "killed"
-    kills = run_with_kills([*common, "--output", str(out)], lambda: any(out.glob("checkpoint-*/state.pt")), [0.1, 0.6])
-    assert kills >= 1
+    kills = run_with_kills([*common, "--output", str(out)], lambda: list(out.glob("checkpoint-*/state.pt")), [0.1])
+    finish(straight, tmp_path / "straight.log")
+    assert kills == 1  # killed mid-training, 0.1 s after its first save (the TinyGPT test above kills at two moments)
     a = json.loads((tmp_path / "straight" / "train_result.json").read_text())
     b = json.loads((out / "train_result.json").read_text())
     assert b["steps"] == a["steps"] == 64 and b["train_losses"] == pytest.approx(a["train_losses"], abs=1e-6)
