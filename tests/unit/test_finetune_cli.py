@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
-from conftest import run_cli
+from conftest import REPO, run_cli
 
 
 def test_make_tools_finetune_merge(tiny_llama_dir, tmp_path):
     made = run_cli("data", "make-tools", "--out", str(tmp_path / "d"), "--n-train", "6", "--n-test", "2", "--distractors", "0")
     assert made.returncode == 0, made.stderr
     assert len((tmp_path / "d" / "train.jsonl").read_text().splitlines()) == 6
-    inspected = run_cli("data", "inspect", str(tmp_path / "d" / "train.jsonl"), "--model", str(tiny_llama_dir), "--show", "0")
-    assert inspected.returncode == 0 and "trained (assistant) tokens" in inspected.stdout
+    # `data inspect` reads what `finetune` reads and writes nothing: it runs alongside, on the core the fine-tune leaves idle.
+    inspecting = subprocess.Popen([sys.executable, "-m", "llm_deeper", "data", "inspect", str(tmp_path / "d" / "train.jsonl"),
+                                   "--model", str(tiny_llama_dir), "--show", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
     tuned = run_cli("finetune", "--data", str(tmp_path / "d" / "train.jsonl"), "--model", str(tiny_llama_dir), "--output", str(tmp_path / "a"),
                     "--max-length", "4096", "--batch-size", "3", "--max-steps", "1", "--lr", "1e-2")
+    inspected_out, inspected_err = inspecting.communicate(timeout=300)
+    assert inspecting.returncode == 0 and "trained (assistant) tokens" in inspected_out, inspected_err
     assert tuned.returncode == 0, tuned.stderr
     assert "PEFT adapter" in tuned.stdout and json.loads((tmp_path / "a" / "train_result.json").read_text())["steps"] == 1
     merged = run_cli("merge", "--model", str(tiny_llama_dir), "--adapter", str(tmp_path / "a"), "--output", str(tmp_path / "m"))
