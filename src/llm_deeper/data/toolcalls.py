@@ -331,32 +331,29 @@ def event_arguments(values: Values, phrasing: str) -> dict:
     return {"event": event}
 
 
-def _call_id(rng: random.Random) -> str:
-    return f"call_{rng.getrandbits(96):024x}"
+def _call_and_result(rng: random.Random, tool: str, arguments: dict, result) -> tuple[dict, dict]:
+    """One OpenAI tool call (with a fresh random id) and the `tool` message that answers it."""
+    from ..tools.calls import compact_json
+
+    call_id = f"call_{rng.getrandbits(96):024x}"
+    return ({"id": call_id, "type": "function", "function": {"name": tool, "arguments": compact_json(arguments)}},
+            {"role": "tool", "tool_call_id": call_id, "name": tool, "content": compact_json(result)})
 
 
 def _tool_turn(rng: random.Random, split: str, registry, scenario: Scenario | None = None) -> tuple[list[dict], str]:
     """[user, assistant(call), tool] and the final answer text for one question a tool answers."""
-    from ..tools.calls import compact_json
-
     scenario = scenario or rng.choice(SCENARIOS)
     phrasing = rng.choice(scenario.train_phrasings if split == "train" else scenario.test_phrasings)
     values = scenario.draw(rng, split)
     arguments = event_arguments(values, phrasing) if scenario.arguments is None else scenario.arguments(values)
     result = registry.get(scenario.tool)(**arguments)
-    call_id = _call_id(rng)
-    messages = [
-        {"role": "user", "content": phrasing.format(**values)},
-        {"role": "assistant", "content": None, "tool_calls": [{"id": call_id, "type": "function", "function": {"name": scenario.tool, "arguments": compact_json(arguments)}}]},
-        {"role": "tool", "tool_call_id": call_id, "name": scenario.tool, "content": compact_json(result)},
-    ]
+    call, response = _call_and_result(rng, scenario.tool, arguments, result)
+    messages = [{"role": "user", "content": phrasing.format(**values)}, {"role": "assistant", "content": None, "tool_calls": [call]}, response]
     return messages, scenario.reply(result)
 
 
 def _parallel_turn(rng: random.Random, split: str, registry) -> tuple[list[dict], str, str]:
     """[user, assistant(2 calls), tool, tool], the answer, and the tool (two draws of one scenario)."""
-    from ..tools.calls import compact_json
-
     tool = rng.choice(sorted(PARALLEL))
     scenario = next(s for s in SCENARIOS if s.tool == tool)
     train_templates, test_templates = PARALLEL[tool]
@@ -369,9 +366,9 @@ def _parallel_turn(rng: random.Random, split: str, registry) -> tuple[list[dict]
     for drawn in (a, b):
         arguments = scenario.arguments(drawn)
         result = registry.get(tool)(**arguments)
-        call_id = _call_id(rng)
-        calls.append({"id": call_id, "type": "function", "function": {"name": tool, "arguments": compact_json(arguments)}})
-        results.append({"role": "tool", "tool_call_id": call_id, "name": tool, "content": compact_json(result)})
+        call, response = _call_and_result(rng, tool, arguments, result)
+        calls.append(call)
+        results.append(response)
         answers.append(scenario.reply(result))
     user = rng.choice(train_templates if split == "train" else test_templates).format(**slots)
     return [{"role": "user", "content": user}, {"role": "assistant", "content": None, "tool_calls": calls}, *results], " ".join(answers), tool
@@ -379,16 +376,13 @@ def _parallel_turn(rng: random.Random, split: str, registry) -> tuple[list[dict]
 
 def _chain_conversation(rng: random.Random, split: str, registry, meta: dict) -> ChatExample:
     """[user, assistant(call 1), tool, assistant(call 2 from result 1), tool, assistant(answer)], the two tools offered."""
-    from ..tools.calls import compact_json
-
     name = rng.choice(sorted(CHAINS))
     train_templates, test_templates, build = CHAINS[name]
     slots, calls, answer = build(rng, split, registry)
     messages: list[dict] = [{"role": "user", "content": rng.choice(train_templates if split == "train" else test_templates).format(**slots)}]
     for tool, arguments in calls:
-        call_id = _call_id(rng)
-        messages += [{"role": "assistant", "content": None, "tool_calls": [{"id": call_id, "type": "function", "function": {"name": tool, "arguments": compact_json(arguments)}}]},
-                     {"role": "tool", "tool_call_id": call_id, "name": tool, "content": compact_json(registry.get(tool)(**arguments))}]
+        call, response = _call_and_result(rng, tool, arguments, registry.get(tool)(**arguments))
+        messages += [{"role": "assistant", "content": None, "tool_calls": [call]}, response]
     messages.append({"role": "assistant", "content": answer})
     offered = [tool for tool, _ in calls]
     rng.shuffle(offered)
