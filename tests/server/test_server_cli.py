@@ -30,6 +30,8 @@ def test_serve_subprocess_with_lora_and_api_key(tiny_llama_dir, tmp_path):
         client = openai.OpenAI(base_url=url + "/v1", api_key="k1", max_retries=0)
         models = client.models.list().data
         assert [m.id for m in models] == [tiny_llama_dir.name, "mine"]
+        assert [m.to_dict()["root"] for m in models] == [tiny_llama_dir.name, "mine"]  # names, never the adapter's folder
+        assert str(tmp_path) not in httpx.get(url + "/v1/models", headers={"Authorization": "Bearer k1"}).text
         reply = client.chat.completions.create(model="mine", messages=[{"role": "user", "content": "hi"}], max_tokens=3)
         assert reply.usage.completion_tokens <= 3 and reply.model == "mine"
         assert httpx.get(url + "/v1/models").status_code == 401

@@ -161,3 +161,18 @@ def test_concurrent_bad_and_good_requests(server, engine):
     for t in threads:
         t.join()
     assert sorted(results) == sorted([200, 400, 404] * 3)
+
+
+def test_host_header_check_refuses_foreign_names(server, engine):
+    """DNS rebinding: a page on evil.example resolved to 127.0.0.1 still sends `Host: evil.example`."""
+    port = server.url.rsplit(":", 1)[1]
+    error = assert_error(httpx.get(server.url + "/v1/models", headers={"Host": f"evil.example:{port}"}), 400)
+    assert error["code"] == "invalid_host" and "--allowed-host" in error["message"]
+    assert_error(post(server, "/v1/chat/completions", {"messages": HI}, headers={"Host": "evil.example"}), 400)
+    for host in (f"localhost:{port}", f"127.0.0.1:{port}", "[::1]", "LocalHost."):  # names we allow, and any address
+        assert httpx.get(server.url + "/v1/models", headers={"Host": host}).status_code == 200, host
+    with BackgroundServer(create_app(engine, allowed_hosts=("models.internal",))) as srv:
+        assert httpx.get(srv.url + "/v1/models", headers={"Host": "models.internal:80"}).status_code == 200
+        assert httpx.get(srv.url + "/v1/models", headers={"Host": "localhost"}).status_code == 400  # the list replaces the default
+    with BackgroundServer(create_app(engine, allowed_hosts=("*",))) as srv:
+        assert httpx.get(srv.url + "/v1/models", headers={"Host": "evil.example"}).status_code == 200

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import typer
 
-from ..cli_options import MODEL_OPTION, SEED_OPTION
+from ..cli_options import CLIENT_API_KEY_OPTION, MODEL_OPTION, SEED_OPTION
 
 
 def agent(
     question: str = typer.Argument(..., help="What to ask, e.g. \"What's the weather in Tokyo?\""),
     model: str = MODEL_OPTION,
     base_url: str = typer.Option(None, "--base-url", help="Use an OpenAI-compatible server instead of a local model, e.g. http://127.0.0.1:8000/v1"),
-    api_key: str = typer.Option("not-needed", "--api-key", envvar="OPENAI_API_KEY", help="Bearer key for --base-url."),
+    api_key: str = CLIENT_API_KEY_OPTION,
     tools: str = typer.Option(None, "--tools", help="Comma-separated tool names (default: all built-in tools; fewer = shorter prompt)."),
     tool_choice: str = typer.Option("required", "--tool-choice", help="First turn: auto, required or a tool name."),
     then: str = typer.Option("none", "--then", help="Later turns: auto, none or required ('none' makes the model answer after the tools ran)."),

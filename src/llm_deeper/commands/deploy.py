@@ -32,13 +32,17 @@ def deploy_vllm(
     from rich.console import Console
 
     from ..deploy.checks import plan
-    from ..deploy.launch import VllmConfig, VllmServer
+    from ..cli_options import API_KEY_ENV
+    from ..deploy.launch import API_KEY_VARIABLE, VllmConfig, VllmServer
     from .serve import parse_lora
 
     console = Console(stderr=True, highlight=False)
     from ..deploy.env import has_nvidia_gpu
     from ..errors import UserError
 
+    from ..serve.auth import checked_api_key
+
+    api_key = checked_api_key(api_key)
     if run and gpu_memory and not has_nvidia_gpu():
         raise UserError("--gpu-memory plans for a GPU machine and this one has no NVIDIA GPU: use --dry-run here, --run there")
     config = VllmConfig(model=model, loras=parse_lora(lora), tools=tools, tool_parser=tool_parser, max_lora_rank=max_lora_rank,
@@ -47,9 +51,10 @@ def deploy_vllm(
     checked = plan(config, gpu_memory_gib=gpu_memory, tool_parser=tool_parser, port=port or 8000)
     for line in checked.report:
         console.print(f"[green]✓[/] {line}")
-    shown = [f"{k}={v}" for k, v in checked.variables.items()] + checked.argv
     if not run:
-        print(shlex.join(shown))
+        # The key is not printed (terminals and shell histories keep it): the shell fills it in from the variable.
+        shown = [f'{k}="${API_KEY_ENV}"' if k == API_KEY_VARIABLE else shlex.quote(f"{k}={v}") for k, v in checked.variables.items()]
+        print(" ".join(shown + [shlex.quote(arg) for arg in checked.argv]))
         return
     server = VllmServer(config)
     server.start()

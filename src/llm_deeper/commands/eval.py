@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from ..cli_options import MODEL_OPTION
+from ..cli_options import CLIENT_API_KEY_OPTION, MODEL_OPTION
 
 eval_app = typer.Typer(
     help="Score a model on a data set (perplexity, ROUGE, BERTScore, exact match, tool use, speed). "
@@ -45,7 +45,7 @@ def evaluate(
     adapter: Path = typer.Option(None, "--adapter", "-a", help="PEFT LoRA adapter folder to put on the model."),
     with_base: bool = typer.Option(False, "--with-base", help="With --adapter: also score the base model and write a comparison."),
     base_url: str = typer.Option(None, "--base-url", help="OpenAI-compatible endpoint (ours or vLLM), e.g. http://127.0.0.1:8000/v1; --model is the served name."),
-    api_key: str = typer.Option(None, "--api-key", envvar="OPENAI_API_KEY", help="API key for --base-url (if the server wants one)."),
+    api_key: str = CLIENT_API_KEY_OPTION,
     metrics: str = typer.Option("rouge,tools", "--metrics", help="Comma-separated: ppl, rouge, bertscore, exact, tools, or 'all'."),
     limit: int = typer.Option(None, "--limit", min=1, help="Score only the first N examples."),
     max_new_tokens: int = typer.Option(128, "--max-new-tokens", "-n", min=1, help="Reply length limit."),
@@ -198,7 +198,7 @@ def bfcl(
     model: str = MODEL_OPTION,
     adapter: Path = typer.Option(None, "--adapter", "-a", help="PEFT LoRA adapter folder: scored beside the base model (in-process)."),
     base_url: str = typer.Option(None, "--base-url", help="OpenAI-compatible endpoint instead of in-process; --model is the served name (base or adapter)."),
-    api_key: str = typer.Option(None, "--api-key", envvar="OPENAI_API_KEY", help="API key for --base-url (if the server wants one)."),
+    api_key: str = CLIENT_API_KEY_OPTION,
     categories: str = typer.Option("all", "--categories", "-c", help="Comma-separated: simple_python, multiple, parallel, parallel_multiple, irrelevance, or 'all'."),
     limit: int = typer.Option(None, "--limit", min=1, help="A fixed random sample of N items per category (same --seed, same items)."),
     tool_choice: str = typer.Option("auto", "--tool-choice", help="auto, required, or both: 'auto,required'."),
@@ -256,7 +256,7 @@ def agent_tasks(
     model: str = MODEL_OPTION,
     adapter: Path = typer.Option(None, "--adapter", "-a", help="PEFT LoRA adapter folder: scored beside the base model (in-process)."),
     base_url: str = typer.Option(None, "--base-url", help="OpenAI-compatible endpoint instead of in-process; --model is the served name (base or adapter)."),
-    api_key: str = typer.Option(None, "--api-key", envvar="OPENAI_API_KEY", help="API key for --base-url (if the server wants one)."),
+    api_key: str = CLIENT_API_KEY_OPTION,
     limit: int = typer.Option(30, "--limit", min=1, help="Held-out tasks to run (the same --seed gives the same tasks)."),
     two_step_share: float = typer.Option(0.33, "--two-step-share", min=0.0, max=1.0, help="Share of tasks that need two chained tool calls."),
     max_steps: int = typer.Option(4, "--max-steps", min=1, help="Model turns per task before giving up."),

@@ -28,6 +28,7 @@ def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to bind (0.0.0.0 exposes the server to the network)."),
     port: int = typer.Option(8000, "--port", min=1, max=65535, help="TCP port."),
     api_key: str = typer.Option(None, "--api-key", envvar="LLM_DEEPER_API_KEY", help="Require 'Authorization: Bearer KEY' on /v1 routes."),
+    allowed_host: list[str] = typer.Option(None, "--allowed-host", help="A host name the server answers to besides localhost and IP addresses (repeatable; '*': any). Guards against DNS rebinding."),
     max_concurrency: int = typer.Option(8, "--max-concurrency", min=1, help="Requests decoded together in one batch."),
     max_queue: int = typer.Option(64, "--max-queue", min=0, help="Requests that may wait for a batch slot; more get 429."),
     max_model_len: int = typer.Option(None, "--max-model-len", min=16, help="Cap the context length (default: the model's)."),
@@ -46,7 +47,9 @@ def serve(
     from ..serve.shutdown import GracefulServer
 
     from ..inputs import check_input_dir
+    from ..serve.auth import checked_api_key
 
+    api_key = checked_api_key(api_key)  # before the model loads
     adapters = parse_lora(lora)
     for name, folder in adapters.items():
         check_input_dir(folder, f"--lora {name}=", "PEFT adapter folder")
@@ -56,8 +59,11 @@ def serve(
                              compile_decode=compile_decode)
     if engine.compile_seconds is not None:
         console.print(f"[green]✓[/] decode step compiled in {engine.compile_seconds:.0f} s")
+    from ..serve.hosts import LOOPBACK_NAMES, is_address
+
+    hosts = [*LOOPBACK_NAMES, *(allowed_host or []), *([] if is_address(host) else [host])]  # --host by name answers to that name
     app = create_app(engine, api_key=api_key, default_max_tokens=default_max_tokens, max_request_bytes=max_request_bytes,
-                     shutdown_timeout=shutdown_timeout)
+                     shutdown_timeout=shutdown_timeout, allowed_hosts=tuple(hosts))
     names = ", ".join([engine.name, *engine.adapters])
     console.print(f"[green]✓[/] serving {names} (context {engine.context_length}, {dtype}, batch ≤ {max_concurrency})")
     console.print(f"  web chat: http://{host}:{port}/   API: http://{host}:{port}/v1   docs: http://{host}:{port}/docs"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from ..cli_options import CLIENT_API_KEY_OPTION
+
 tools_app = typer.Typer(help="Built-in tools and the tool-calling conformance suite. Example: llm-deeper tools list", no_args_is_help=True)
 
 
@@ -63,7 +65,7 @@ def call_tool(
 def conformance(
     base_url: str = typer.Option(..., "--base-url", help="OpenAI-compatible API root, e.g. http://127.0.0.1:8000/v1"),
     model: str = typer.Option(None, "--model", "-m", help="Model name on that server (default: its first model)."),
-    api_key: str = typer.Option("not-needed", "--api-key", envvar="OPENAI_API_KEY", help="Bearer key, if the server wants one."),
+    api_key: str = CLIENT_API_KEY_OPTION,
     max_tokens: int = typer.Option(400, "--max-tokens", min=16, help="Token limit of each request."),
 ) -> None:
     """Check a server's tool calling (streaming, tool_choice, parallel calls, errors). Example: llm-deeper tools conformance --base-url http://127.0.0.1:8000/v1"""

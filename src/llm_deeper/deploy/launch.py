@@ -29,6 +29,7 @@ from . import env as vllm_env
 # vLLM accepts only these values for --max-lora-rank (its LoRA kernels are built for them).
 LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 TOOL_PARSER = "hermes"  # `<tool_call>{json}</tool_call>`: what tools/render.py writes
+API_KEY_VARIABLE = "VLLM_API_KEY"  # vLLM's api_server requires this key when --api-key is not given
 
 
 @dataclass
@@ -118,10 +119,11 @@ def build_command(config: VllmConfig, python: str, folder: Path, port: int, chat
     if chat_template is not None:
         # "string": message content reaches the template as text, as our renderer expects.
         argv += ["--chat-template", str(chat_template), "--chat-template-content-format", "string"]
-    if config.api_key:
-        argv += ["--api-key", config.api_key]
     argv += list(config.extra_args)
     variables = {}
+    if config.api_key:
+        # vLLM reads the key from its environment too; on the command line any local user would see it in `ps`.
+        variables[API_KEY_VARIABLE] = config.api_key
     if device == "cpu":
         variables["VLLM_CPU_KVCACHE_SPACE"] = f"{config.kv_cache_gib:g}"
     return argv, variables

@@ -19,6 +19,7 @@ from . import chat, completions, health, models, web
 from .auth import bearer_checker
 from .errors import install_error_handlers
 from .guard import RequestGuard, default_body_limit
+from .hosts import LOOPBACK_NAMES, HostCheck
 from .metrics import Metrics
 from .shutdown import ShutdownGate
 
@@ -27,12 +28,13 @@ PREP_THREADS = 2  # request preparation (tokenizing, templates, grammars) off th
 
 
 def create_app(engine: Engine, api_key: str | None = None, default_max_tokens: int = 1024, max_request_bytes: int | None = None,
-               shutdown_timeout: float = 5.0) -> FastAPI:
+               shutdown_timeout: float = 5.0, allowed_hosts: tuple[str, ...] = LOOPBACK_NAMES) -> FastAPI:
     """An app serving `engine`; with `api_key`, the /v1 routes require it.
 
     `max_request_bytes`: larger bodies get 413 (default: sized for the model's
     context, see guard.py). `shutdown_timeout`: seconds requests in flight may
-    run on after the server is told to stop.
+    run on after the server is told to stop. `allowed_hosts`: host names the
+    server answers to besides IP addresses ("*": any; see hosts.py).
     """
     app = FastAPI(title="LLM Deeper server", version="0.1.0",
                   description="OpenAI-compatible chat and text completions, streaming, LoRA adapters by model name, constrained JSON and tool calls.")
@@ -42,6 +44,7 @@ def create_app(engine: Engine, api_key: str | None = None, default_max_tokens: i
     engine.observers.append(metrics.observe)
     app.state.engine, app.state.metrics, app.state.gate = engine, metrics, gate
     install_error_handlers(app)
+    app.add_middleware(HostCheck, allowed=allowed_hosts)  # inside the guard, so its 400s are counted too
     app.add_middleware(RequestGuard, metrics=metrics, max_body_bytes=max_request_bytes or default_body_limit(engine.context_length),
                        gate=gate, routes=KNOWN_ROUTES)
     needs_key = [Depends(bearer_checker(api_key))]

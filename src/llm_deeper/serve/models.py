@@ -10,12 +10,13 @@ from ..inference.engine import Engine
 
 
 def models_payload(engine: Engine, created: int) -> dict:
-    def entry(name: str, root: str, parent: str | None) -> dict:
-        return {"id": name, "object": "model", "created": created, "owned_by": "llm-deeper", "root": root, "parent": parent,
+    def entry(name: str, parent: str | None) -> dict:
+        # `root` is the name too, never the adapter's folder: file paths tell any caller how the machine is laid out.
+        return {"id": name, "object": "model", "created": created, "owned_by": "llm-deeper", "root": name, "parent": parent,
                 "max_model_len": engine.context_length}
 
-    adapters = [entry(name, str(adapter.folder), engine.name) for name, adapter in engine.adapters.items()]
-    return {"object": "list", "data": [entry(engine.name, engine.name, None), *adapters]}
+    adapters = [entry(name, engine.name) for name in engine.adapters]
+    return {"object": "list", "data": [entry(engine.name, None), *adapters]}
 
 
 def router(engine: Engine, dependencies: list) -> APIRouter:
