@@ -61,6 +61,8 @@ CASES = {
     "invalid tool schema": ({"messages": HI, "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {"a": {"type": 12}}}}}]}, 400, "tools"),
     "named tool not in tools": ({"messages": HI, "tools": [{"type": "function", "function": {"name": "f"}}], "tool_choice": {"type": "function", "function": {"name": "g"}}}, 400, None),
     "required without tools": ({"messages": HI, "tool_choice": "required"}, 400, None),
+    "too many stops": ({"messages": HI, "stop": ["a"] * 17}, 400, "stop"),  # issue 26: 130,000 stops slowed every request's step
+    "stop too long": ({"messages": HI, "stop": "x" * 129}, 400, "stop"),
 }
 
 

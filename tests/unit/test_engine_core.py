@@ -78,6 +78,50 @@ def test_text_tracker_holds_stop_prefixes_and_cuts_stops(tiny_llama_dir):
     assert all("\ufffd" not in p for p in pieces) and "".join(pieces) == "é🌊"
 
 
+class CharTokenizer:
+    """One token per character: the tracker's own logic, without a vocabulary's merges."""
+
+    def decode(self, ids, skip_special_tokens=True):
+        return "".join(map(chr, ids))
+
+
+def test_compiled_stop_matching_equals_checking_each_stop_in_turn():
+    import random
+
+    rng = random.Random(0)
+    for _ in range(300):
+        stops = ["".join(rng.choice("abc") for _ in range(rng.randint(1, 4))) for _ in range(rng.randint(1, 6))]
+        text = "".join(rng.choice("abcd") for _ in range(rng.randint(0, 30)))
+        tracker = TextTracker(CharTokenizer(), stops)
+        shown = ""
+        for char in text:
+            shown += tracker.add(ord(char))
+            # Nothing shown may be the start of a stop that is still open: every held-back tail is a stop's prefix.
+            held = "".join(map(chr, tracker.ids))[len(shown):]
+            assert tracker.stopped or held == "" or any(s.startswith(held) for s in stops), (stops, text, held)
+            if tracker.stopped:
+                break
+        shown += tracker.finish()
+        # The reference: after each character, look for every stop in the text so far; cut at the first one found.
+        hits = next(([(seen.find(s), s) for s in stops if s in seen] for seen in (text[:k] for k in range(len(text) + 1))
+                     if any(s in seen for s in stops)), [])
+        expected = text[: min(hits)[0]] if hits else text
+        assert shown == expected and tracker.stopped == bool(hits), (stops, text)
+        if hits:
+            assert (min(hits)[0], tracker.matched) in hits  # a stop that starts where the reply was cut
+
+
+def test_stop_lists_are_capped():
+    from llm_deeper.errors import UserError
+    from llm_deeper.inference.stops import MAX_STOP_CHARS, MAX_STOPS
+
+    SamplingConfig(stop=("x",) * MAX_STOPS).validate()
+    with pytest.raises(UserError, match=f"at most {MAX_STOPS} stop strings"):
+        SamplingConfig(stop=("x",) * (MAX_STOPS + 1)).validate()
+    with pytest.raises(UserError, match=f"at most {MAX_STOP_CHARS} characters"):
+        SamplingConfig(stop=("x" * (MAX_STOP_CHARS + 1),)).validate()
+
+
 def test_stop_string_ends_generation(engine):
     base = engine.generate(HI, SamplingConfig(max_new_tokens=30)).text
     stop = base[4:7]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import UserError
+from .stops import check_stops
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,10 @@ class SamplingConfig:
                 raise UserError(f"{name.replace('_', ' ')} must be between -2 and 2, got {getattr(self, name)}")
         if any(not isinstance(s, str) or not s for s in self.stop):
             raise UserError("stop strings must be non-empty strings")
+        try:
+            check_stops(self.stop)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
         return self
 
     @property

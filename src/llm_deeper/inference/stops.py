@@ -6,9 +6,32 @@ Streaming text one token at a time has two traps:
 - a stop string can span several tokens, so the tail of the text that could
   still grow into a stop string is held back until it either completes (we
   stop, and the stop string is not part of the reply) or cannot anymore.
+
+Stops are matched in one compiled pass per token (a regular expression for
+the match, a set of prefixes for the held-back tail), not a Python loop over
+every stop string: this runs inside the engine thread, so its cost is every
+request's step time. Limits: MAX_STOPS strings of at most MAX_STOP_CHARS
+characters. OpenAI allows 4 stops; we allow 16 because clients send one
+per chat-template end marker and agent framework (ReAct's "Observation:")
+they support. The length cap bounds the text a stream holds back (up to the
+longest stop less one character) and the tail each step re-reads.
 """
 
 from __future__ import annotations
+
+import re
+
+MAX_STOPS = 16  # stop strings per request (OpenAI: 4)
+MAX_STOP_CHARS = 128  # characters per stop string
+
+
+def check_stops(stops) -> None:
+    """Raise ValueError naming the limit a stop list breaks (the server and SamplingConfig both call this)."""
+    if len(stops) > MAX_STOPS:
+        raise ValueError(f"at most {MAX_STOPS} stop strings are allowed, got {len(stops):,}")
+    longest = max((len(s) for s in stops), default=0)
+    if longest > MAX_STOP_CHARS:
+        raise ValueError(f"a stop string may have at most {MAX_STOP_CHARS} characters, got one with {longest:,}")
 
 
 class TextTracker:
@@ -17,6 +40,10 @@ class TextTracker:
     def __init__(self, tokenizer, stop: tuple[str, ...] | list[str] = ()):
         self.tokenizer = tokenizer
         self.stop = [s for s in stop if s]
+        # Longest first: at one position the longer of two overlapping stops is the one matched.
+        self.pattern = re.compile("|".join(re.escape(s) for s in sorted(self.stop, key=len, reverse=True))) if self.stop else None
+        self.longest = max((len(s) for s in self.stop), default=0)
+        self.prefixes = {s[:n] for s in self.stop for n in range(1, len(s))}  # what a tail that may still grow into a stop looks like
         self.ids: list[int] = []
         self.text = ""  # the reply so far, stop string excluded once found
         self.emitted = 0  # characters of `text` already handed out
@@ -27,13 +54,12 @@ class TextTracker:
         """Add one token; return the text that is now safe to show (maybe "")."""
         self.ids.append(token_id)
         full = self.tokenizer.decode(self.ids, skip_special_tokens=True)
-        if self.stop:
+        if self.pattern is not None:
             # A new match can only end inside the newly decoded tail.
-            start = max(0, len(self.text) - max(len(s) for s in self.stop))
-            hits = [(i, s) for i, s in ((full.find(s, start), s) for s in self.stop) if i >= 0]
-            if hits:
-                at, self.matched = min(hits)
-                self.text = full[:at]
+            hit = self.pattern.search(full, max(0, len(self.text) - self.longest))
+            if hit:
+                self.matched = hit.group()
+                self.text = full[:hit.start()]
                 self.stopped = True
                 return self._take(len(self.text))
         self.text = full
@@ -54,10 +80,7 @@ class TextTracker:
 
     def _stop_prefix_length(self, text: str) -> int:
         """Length of the longest suffix of `text` that begins some stop string."""
-        best = 0
-        for stop in self.stop:
-            for n in range(min(len(stop) - 1, len(text)), best, -1):
-                if text.endswith(stop[:n]):
-                    best = n
-                    break
-        return best
+        for n in range(min(self.longest - 1, len(text)), 0, -1):
+            if text[-n:] in self.prefixes:
+                return n
+        return 0

@@ -9,11 +9,14 @@ length, tool schemas compiled to grammars) are checked by the endpoints.
 
 from __future__ import annotations
 
-from typing import Any, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from ..inference.stops import MAX_STOP_CHARS, MAX_STOPS, check_stops
+
 MAX_N = 16  # choices per request: each is a full generation
+StopString = Annotated[str, Field(max_length=MAX_STOP_CHARS)]  # limits and why: inference/stops.py
 
 
 class Lenient(BaseModel):
@@ -99,7 +102,8 @@ class SamplingFields(Lenient):
     top_p: float | None = Field(default=None, gt=0.0, le=1.0)
     top_k: int | None = Field(default=None, ge=-1, le=1_000_000, description="vLLM extension; -1 or 0 = off.")
     n: int = Field(default=1, ge=1, le=MAX_N)
-    stop: Union[str, list[str], None] = None
+    stop: Union[StopString, Annotated[list[StopString], Field(max_length=MAX_STOPS)], None] = Field(
+        default=None, description=f"Up to {MAX_STOPS} strings of at most {MAX_STOP_CHARS} characters (OpenAI: 4); the reply ends before the first.")
     seed: int | None = Field(default=None, ge=0, le=2**63 - 1)
     stream: bool = False
     stream_options: StreamOptions | None = None
@@ -108,6 +112,15 @@ class SamplingFields(Lenient):
     repetition_penalty: float = Field(default=1.0, ge=0.01, le=10.0, description="transformers-style extension")
     ignore_eos: bool = Field(default=False, description="vLLM extension: keep going past EOS")
     user: str | None = None
+
+    @field_validator("stop", mode="before")
+    @classmethod
+    def _stop_limits(cls, value):
+        """One clear message for too many or too long stops (the union's own errors name each branch)."""
+        stops = [value] if isinstance(value, str) else value
+        if isinstance(stops, list) and all(isinstance(s, str) for s in stops):
+            check_stops(stops)
+        return value
 
     def stop_list(self) -> list[str]:
         stops = [self.stop] if isinstance(self.stop, str) else list(self.stop or [])

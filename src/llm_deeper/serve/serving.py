@@ -196,15 +196,21 @@ class Generations:
         passes, the choices are cancelled and a 503 is raised.
         """
         remaining = len(self.requests)
+        loop = asyncio.get_running_loop()
+        next_look = loop.time() + POLL_S
         try:
             while remaining:
                 if self.gate.expired:
                     raise APIError(503, "the server shut down before this request finished; retry on another instance", code="server_shutdown")
+                # On a timer, not only when no token came for POLL_S: while tokens flow that never happens,
+                # and a client that left would keep its choices decoding to max_tokens.
+                if http is not None and loop.time() >= next_look:
+                    next_look = loop.time() + POLL_S
+                    if await http.is_disconnected():
+                        return
                 try:
                     index, event = await asyncio.wait_for(self.queue.get(), timeout=POLL_S)
                 except asyncio.TimeoutError:
-                    if http is not None and await http.is_disconnected():
-                        return
                     continue
                 if event.finish_reason == "error":
                     raise APIError(500, f"generation failed: {event.error}", code="generation_error")
