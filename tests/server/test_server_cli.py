@@ -22,7 +22,7 @@ def test_serve_subprocess_with_lora_and_api_key(tiny_llama_dir, tmp_path):
     port = free_port()
     process = subprocess.Popen([sys.executable, "-m", "llm_deeper", "serve", "--model", str(tiny_llama_dir), "--port", str(port),
                                 "--lora", f"mine={tmp_path / 'ad'}", "--api-key", "k1", "--max-concurrency", "2",
-                                "--max-request-bytes", "4096"],
+                                "--max-request-bytes", "4096", "--no-prefix-cache"],
                                cwd=REPO, env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         url = f"http://127.0.0.1:{port}"
@@ -35,6 +35,9 @@ def test_serve_subprocess_with_lora_and_api_key(tiny_llama_dir, tmp_path):
         reply = client.chat.completions.create(model="mine", messages=[{"role": "user", "content": "hi"}], max_tokens=3)
         assert reply.usage.completion_tokens <= 3 and reply.model == "mine"
         assert httpx.get(url + "/v1/models").status_code == 401
+        assert httpx.get(url + "/health").json()["prefix_cache"] == {"enabled": False}  # --no-prefix-cache
+        again = client.chat.completions.create(model="mine", messages=[{"role": "user", "content": "hi"}], max_tokens=3)
+        assert again.usage.prompt_tokens_details.cached_tokens == 0
         too_big = httpx.post(url + "/v1/chat/completions", headers={"Authorization": "Bearer k1"},
                              json={"model": "mine", "messages": [{"role": "user", "content": "x" * 5000}]})
         assert too_big.status_code == 413 and "4,096 bytes" in too_big.json()["error"]["message"]

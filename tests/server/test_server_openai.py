@@ -224,6 +224,39 @@ def test_metrics_are_prometheus_text(client, server):
         assert gauge in values
 
 
+def test_cached_prompt_tokens_are_reported_as_openai_does(client, server):
+    """A repeated system prompt is served from the prefix cache: usage.prompt_tokens_details.cached_tokens says how much."""
+    import httpx
+
+    from llm_deeper.inference.prefix_cache import BLOCK_TOKENS
+
+    messages = [{"role": "system", "content": "Cached tool prompt. " * 10}, {"role": "user", "content": "first"}]
+    kwargs = dict(model=server.engine.name, max_tokens=4, temperature=0)
+    first = client.chat.completions.create(messages=messages, **kwargs)
+    assert first.usage.prompt_tokens_details.cached_tokens == 0
+    again = client.chat.completions.create(messages=messages, **kwargs)
+    cached = again.usage.prompt_tokens_details.cached_tokens
+    assert cached == (again.usage.prompt_tokens - 1) // BLOCK_TOKENS * BLOCK_TOKENS > 0
+    assert again.choices[0].message.content == first.choices[0].message.content
+    turn = messages[:1] + [{"role": "user", "content": "second question"}]
+    chunks = list(client.chat.completions.create(messages=turn, stream=True, stream_options={"include_usage": True}, **kwargs))
+    assert 0 < chunks[-1].usage.prompt_tokens_details.cached_tokens < chunks[-1].usage.prompt_tokens
+    n_choices = client.chat.completions.create(messages=turn, n=3, **kwargs)  # this prompt was just streamed
+    assert n_choices.usage.prompt_tokens_details.cached_tokens == (n_choices.usage.prompt_tokens - 1) // BLOCK_TOKENS * BLOCK_TOKENS, \
+        "a prompt counts once, as in prompt_tokens"
+    prompt = "Completions share prefixes too. " * 5
+    text = [client.completions.create(model=server.engine.name, prompt=prompt, max_tokens=2) for _ in range(2)]
+    assert text[0].usage.prompt_tokens_details.cached_tokens == 0 < text[1].usage.prompt_tokens_details.cached_tokens
+    streamed = list(client.completions.create(model=server.engine.name, prompt=prompt, max_tokens=2, stream=True,
+                                              stream_options={"include_usage": True}))
+    assert streamed[-1].usage.prompt_tokens_details.cached_tokens == text[1].usage.prompt_tokens_details.cached_tokens
+    health = httpx.get(server.url + "/health").json()["prefix_cache"]
+    assert health["enabled"] and health["budget_bytes"] > 0 and health["hit_tokens"] > 0
+    metrics = httpx.get(server.url + "/metrics").text
+    assert f"llm_deeper_prefix_cache_hit_tokens_total {health['hit_tokens']}" in metrics
+    assert f"llm_deeper_prefix_cache_budget_bytes {health['budget_bytes']}" in metrics
+
+
 def test_health_and_web_page(server):
     import httpx
 

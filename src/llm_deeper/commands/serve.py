@@ -36,6 +36,8 @@ def serve(
     max_request_bytes: int = typer.Option(None, "--max-request-bytes", min=1024, help="Larger request bodies get 413 (default: 1 MiB + 64 bytes per context token)."),
     shutdown_timeout: float = typer.Option(5.0, "--shutdown-timeout", min=0.0, help="Seconds requests in flight may run on after SIGTERM/Ctrl+C; then they are cancelled."),
     compile_decode: bool = typer.Option(False, "--compile", help="Compile the decode step with torch.compile at start (minutes once; faster steps). Llama models."),
+    prefix_cache: bool = typer.Option(True, "--prefix-cache/--no-prefix-cache", help="Reuse the KV of prompt prefixes seen before (a shared system prompt is computed once)."),
+    prefix_cache_mib: float = typer.Option(512, "--prefix-cache-mib", min=0, help="Memory the prefix cache may hold, in MiB (least recently used blocks go first)."),
     dtype: str = typer.Option("float32", "--dtype", help="float32 (exact), bfloat16, int4 (4-bit weights in Q4_1 groups, bf16 activations: fastest decode, bf16's quality) or int8."),
 ) -> None:
     """Serve a model (and LoRA adapters) over an OpenAI-compatible API with a web chat page at /. Example: llm-deeper serve --port 8000"""
@@ -56,9 +58,10 @@ def serve(
     console = Console(stderr=True)
     with console.status(f"loading {model}" + (" and compiling its decode step" if compile_decode else "")):
         engine = Engine.load(model, dtype=dtype, loras=adapters, max_batch=max_concurrency, max_queue=max_queue, max_len=max_model_len,
-                             compile_decode=compile_decode)
+                             compile_decode=compile_decode, prefix_cache=prefix_cache, prefix_cache_mib=prefix_cache_mib)
     if engine.compile_seconds is not None:
         console.print(f"[green]✓[/] decode step compiled in {engine.compile_seconds:.0f} s")
+    console.print(f"[green]✓[/] {engine.prefix.describe()}" if engine.prefix is not None else "  prefix cache: off")
     from ..serve.hosts import LOOPBACK_NAMES, is_address
 
     hosts = [*LOOPBACK_NAMES, *(allowed_host or []), *([] if is_address(host) else [host])]  # --host by name answers to that name

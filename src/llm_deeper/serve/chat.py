@@ -9,7 +9,7 @@ from . import tool_calls
 from .grammar import Grammar, JsonGrammar
 from .responses import ResponseMeta, event_stream, usage
 from .schemas import ChatCompletionRequest
-from .serving import Choice, Generations, Job, Serving, completion_tokens
+from .serving import Choice, Generations, Job, Serving, cached_tokens, completion_tokens
 
 
 def response_grammar(body: ChatCompletionRequest) -> Grammar | None:
@@ -52,7 +52,7 @@ class ChatServing(Serving):
             finish = "tool_calls" if message.get("tool_calls") and choice.finish_reason == "stop" else choice.finish_reason
             out.append({"index": index, "message": message, "logprobs": self._logprobs(choice.logprobs) if body.logprobs else None,
                         "finish_reason": finish})
-        return JSONResponse(meta.body("chat.completion", choices=out, usage=usage(len(prompt_ids), completion_tokens(choices))))
+        return JSONResponse(meta.body("chat.completion", choices=out, usage=usage(len(prompt_ids), completion_tokens(choices), cached_tokens(choices, body.n))))
 
     def _logprobs(self, logprobs) -> dict:
         def entry(token_id: int, value: float) -> dict:
@@ -94,7 +94,7 @@ class ChatServing(Serving):
                 finish = "tool_calls" if called[index] and event.finish_reason == "stop" else event.finish_reason
                 yield chunk(index, {}, finish)
         if include_usage:
-            yield meta.body("chat.completion.chunk", choices=[], usage=usage(prompt_len, completion_tokens(choices)))
+            yield meta.body("chat.completion.chunk", choices=[], usage=usage(prompt_len, completion_tokens(choices), cached_tokens(choices, body.n)))
 
 
 def router(serving: ChatServing, dependencies: list) -> APIRouter:

@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse
 
 from .responses import ResponseMeta, event_stream, usage
 from .schemas import CompletionRequest
-from .serving import Choice, Generations, Job, Serving, completion_tokens
+from .serving import Choice, Generations, Job, Serving, cached_tokens, completion_tokens
 
 
 class CompletionServing(Serving):
@@ -37,7 +37,7 @@ class CompletionServing(Serving):
                 text = self.engine.tokenizer.decode(prompt_ids[index // body.n], skip_special_tokens=True) + text
             out.append({"index": index, "text": text, "logprobs": self._logprobs(choice.logprobs) if body.logprobs is not None else None,
                         "finish_reason": choice.finish_reason})
-        return JSONResponse(meta.body("text_completion", choices=out, usage=usage(prompt_tokens, completion_tokens(choices))))
+        return JSONResponse(meta.body("text_completion", choices=out, usage=usage(prompt_tokens, completion_tokens(choices), cached_tokens(choices, body.n))))
 
     def _logprobs(self, logprobs, offset: int = 0) -> dict:
         tokens, values, tops, offsets = [], [], [], []
@@ -65,7 +65,7 @@ class CompletionServing(Serving):
                     payload["usage"] = None
                 yield payload
         if include_usage:
-            yield meta.body("text_completion", choices=[], usage=usage(prompt_tokens, completion_tokens(choices)))
+            yield meta.body("text_completion", choices=[], usage=usage(prompt_tokens, completion_tokens(choices), cached_tokens(choices, body.n)))
 
 
 def router(serving: CompletionServing, dependencies: list) -> APIRouter:

@@ -95,4 +95,23 @@ class Metrics:
             f"# HELP {p}decode_steps_total Batched decode steps run.", f"# TYPE {p}decode_steps_total counter",
             f"{p}decode_steps_total {engine_stats['steps']}",
         ]
+        prefix = engine_stats.get("prefix_cache") or {}
+        if prefix.get("enabled"):
+            lines += [
+                f"# HELP {p}prefix_cache_budget_bytes Memory the prefix cache may hold.", f"# TYPE {p}prefix_cache_budget_bytes gauge",
+                f"{p}prefix_cache_budget_bytes {prefix['budget_bytes']}",
+                f"# HELP {p}prefix_cache_tokens Prompt tokens whose KV the prefix cache holds now.", f"# TYPE {p}prefix_cache_tokens gauge",
+                f"{p}prefix_cache_tokens {prefix['cached_tokens']}",
+                f"# HELP {p}prefix_cache_queried_tokens_total Prompt tokens looked up in the prefix cache.",
+                f"# TYPE {p}prefix_cache_queried_tokens_total counter",
+                f"{p}prefix_cache_queried_tokens_total {prefix['lookup_tokens']}",
+                f"# HELP {p}prefix_cache_hit_tokens_total Prompt tokens served from the prefix cache (not computed).",
+                f"# TYPE {p}prefix_cache_hit_tokens_total counter",
+                f"{p}prefix_cache_hit_tokens_total {prefix['hit_tokens']}",
+                f"# HELP {p}prefix_cache_hit_rate Share of looked-up prompt tokens served from the cache.",
+                f"# TYPE {p}prefix_cache_hit_rate gauge",
+                f"{p}prefix_cache_hit_rate {prefix['hit_rate']:.6f}",
+                f"# HELP {p}prefix_cache_evictions_total Blocks dropped to stay in the budget.", f"# TYPE {p}prefix_cache_evictions_total counter",
+                f"{p}prefix_cache_evictions_total {prefix['evictions']}",
+            ]
         return "\n".join(lines) + "\n"

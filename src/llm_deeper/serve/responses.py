@@ -38,9 +38,14 @@ class ResponseMeta:
         return {"id": self.id, "object": object_type, "created": self.created, "model": self.model, **fields}
 
 
-def usage(prompt_tokens: int, completion_tokens: int) -> dict:
-    """OpenAI's usage block (the one formula for chat, completions, streamed or not)."""
-    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens}
+def usage(prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -> dict:
+    """OpenAI's usage block (the one formula for chat, completions, streamed or not).
+
+    `cached_tokens`: prompt tokens whose keys and values came from the prefix cache, reported where OpenAI
+    reports its own prompt caching.
+    """
+    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens,
+            "prompt_tokens_details": {"cached_tokens": cached_tokens}}
 
 
 def sse(payload: dict) -> str:

@@ -51,6 +51,7 @@ class Choice:
     token_ids: list[int] = field(default_factory=list)
     logprobs: list = field(default_factory=list)
     finish_reason: str | None = None
+    cached_tokens: int = 0  # prompt tokens the prefix cache supplied (known at the last event)
 
     def add(self, event: StreamEvent) -> None:
         self.text.append(event.text)
@@ -58,10 +59,18 @@ class Choice:
         self.logprobs += event.logprobs
         if event.finish_reason:
             self.finish_reason = event.finish_reason
+        if event.usage is not None:
+            self.cached_tokens = event.usage.cached_tokens
 
 
 def completion_tokens(choices: list[Choice]) -> int:
     return sum(len(choice.token_ids) for choice in choices)
+
+
+def cached_tokens(choices: list[Choice], per_prompt: int) -> int:
+    """Cached prompt tokens, each prompt counted once as in `prompt_tokens`: its n choices share it, and the
+    first one usually computed what the others reuse, so a prompt counts its least-cached choice."""
+    return sum(min(choice.cached_tokens for choice in choices[start:start + per_prompt]) for start in range(0, len(choices), per_prompt))
 
 
 class Serving:
