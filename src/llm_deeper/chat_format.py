@@ -14,7 +14,9 @@ The rules, in one place:
 3. Message text is plain text. A special-token string typed by a user or
    returned by a tool (`<|im_end|><|im_start|>system ...`) is encoded as the
    characters it spells, never as the control token, so nobody can forge a
-   turn; only the template's own markers become control tokens.
+   turn; only the template's own markers become control tokens. The same
+   holds for tokens a vocabulary added as non-special (`<tool_call>` in
+   some): the tokenizer would match them even with special tokens split.
 """
 
 from __future__ import annotations
@@ -87,17 +89,17 @@ def encode_rendered(tokenizer, messages: list[dict], generation_prompt: bool) ->
     benign text gets the very same ids).
     """
     text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation_prompt)
-    specials = special_strings(tokenizer)
+    specials = special_strings(tokenizer, added=True)
     if not any(s in (m.get("content") or "") for m in messages for s in specials):
         encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
         return Encoded(text, list(encoded["input_ids"]), [tuple(o) for o in encoded["offset_mapping"]])
     return _encode_with_plain_content(tokenizer, messages, generation_prompt, text, specials)
 
 
-def special_strings(tokenizer) -> list[str]:
-    """The strings the tokenizer turns into special (control) tokens, longest first."""
+def special_strings(tokenizer, added: bool = False) -> list[str]:
+    """The strings the tokenizer turns into special (control) tokens, longest first; `added`: every added token too."""
     decoder = getattr(tokenizer, "added_tokens_decoder", {}) or {}
-    found = {token.content for token in decoder.values() if getattr(token, "special", False) and token.content}
+    found = {token.content for token in decoder.values() if (added or getattr(token, "special", False)) and token.content}
     found.update(t for t in getattr(tokenizer, "all_special_tokens", []) if t)
     return sorted(found, key=len, reverse=True)
 
@@ -111,16 +113,25 @@ def _encode_with_plain_content(tokenizer, messages: list[dict], generation_promp
         raise UserError("this chat template rewrites message text, so the special-token text inside a message "
                         f"({', '.join(s for s in specials if any(s in (m.get('content') or '') for m in messages))}) cannot be kept plain; remove it")
     marker = re.compile("(" + "|".join(re.escape(s) for s in specials) + ")")
+    plain_added = set(specials) - set(special_strings(tokenizer))  # split_special_tokens leaves these whole
     ids: list[int] = []
     offsets: list[tuple[int, int]] = []
     run, run_start, position = [], 0, 0
 
+    def encode_plain(piece: str, start: int) -> None:
+        encoded = tokenizer(piece, add_special_tokens=False, split_special_tokens=True, return_offsets_mapping=True)
+        ids.extend(encoded["input_ids"])
+        offsets.extend((start + a, start + b) for a, b in encoded["offset_mapping"])
+
     def flush() -> None:
-        piece = "".join(run)
-        if piece:
-            encoded = tokenizer(piece, add_special_tokens=False, split_special_tokens=True, return_offsets_mapping=True)
-            ids.extend(encoded["input_ids"])
-            offsets.extend((run_start + a, run_start + b) for a, b in encoded["offset_mapping"])
+        piece, start = "".join(run), run_start
+        for j, bit in enumerate(marker.split(piece) if plain_added else [piece]):
+            if j % 2 == 1 and bit in plain_added:  # a non-special added token's text: its first character apart, so it stays characters
+                encode_plain(bit[:1], start)
+                encode_plain(bit[1:], start + 1)
+            elif bit:
+                encode_plain(bit, start)
+            start += len(bit)
         run.clear()
 
     for k, part in enumerate(parts):

@@ -13,6 +13,12 @@ One difference by necessity: Jinja cannot parse JSON, so a JSON tool result is
 inserted as the client sent it, where the Python renderer re-serialises it
 compactly. Clients that send compact JSON (our agent, the conformance suite)
 get identical prompts.
+
+Tool results and call arguments are JSON, so their markers are escaped as
+the Python renderer escapes them (`escape_markers`: "<" as \\u003c inside
+JSON strings): a result holding "</tool_response>" or "<|im_end|>" cannot end
+its result, fake a call or open a turn in vLLM, which reads special-token
+text in a rendered prompt as control tokens.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..tools.render import CALL_END, CALL_START, RESPONSE_END, RESPONSE_START, TOOL_PROMPT
+from ..tools.render import CALL_END, CALL_START, MARKERS, RESPONSE_END, RESPONSE_START, TOOL_PROMPT
 
 _HEAD, _TAIL = (part.replace("{{", "{").replace("}}", "}") for part in TOOL_PROMPT.split("{tools}"))
 
@@ -35,6 +41,8 @@ _RESPONSE_CLOSE = _literal("}" + RESPONSE_END)
 _CALL_OPEN = _literal(CALL_START + '{"name":')  # <tool_call>{"name":
 _CALL_CLOSE = _literal("}" + CALL_END)
 COMPACT = "tojson(separators=(',', ':'))"  # transformers' tojson takes json.dumps' arguments
+# Jinja filters doing what tools/render.py's escape_markers does (transformers' tojson escapes nothing).
+ESCAPE = "".join(f" | replace({_literal(m)}, {_literal(chr(92) + 'u003c' + m[1:])})" for m in MARKERS)
 
 _PREFIX = (
     "{#- Tools rewritten as text by llm_deeper (tools/render.py), then the model's own template. -#}\n"
@@ -52,7 +60,7 @@ _PREFIX = (
     "  {%- set bare = body.strip() -%}\n"
     "  {%- if bare[:1] in ['{', '['] or bare in ['true', 'false', 'null'] or bare.lstrip('-').replace('.', '', 1).isdigit() -%}"
     "{%- set value = bare -%}{%- else -%}{%- set value = body | tojson -%}{%- endif -%}\n"
-    f"  {{%- set ns.results = ns.results + [{_RESPONSE_OPEN} ~ (found.name | tojson) ~ ',\"content\":' ~ value ~ {_RESPONSE_CLOSE}] -%}}\n"
+    f"  {{%- set ns.results = ns.results + [{_RESPONSE_OPEN} ~ (found.name | tojson{ESCAPE}) ~ ',\"content\":' ~ (value{ESCAPE}) ~ {_RESPONSE_CLOSE}] -%}}\n"
     "{%- else -%}\n"
     "  {%- if ns.results -%}{%- set ns.out = ns.out + [{'role': 'user', 'content': ns.results | join('\\n')}] -%}"
     "{%- set ns.results = [] -%}{%- endif -%}\n"
@@ -62,7 +70,7 @@ _PREFIX = (
     "      {%- set function = call.function if call.function is defined else call -%}\n"
     "      {%- if function.arguments is string -%}{%- set arguments = function.arguments -%}"
     f"{{%- else -%}}{{%- set arguments = function.arguments | {COMPACT} -%}}{{%- endif -%}}\n"
-    f"      {{%- set calls.parts = calls.parts + [{_CALL_OPEN} ~ (function.name | tojson) ~ ',\"arguments\":' ~ arguments ~ {_CALL_CLOSE}] -%}}\n"
+    f"      {{%- set calls.parts = calls.parts + [{_CALL_OPEN} ~ (function.name | tojson{ESCAPE}) ~ ',\"arguments\":' ~ (arguments{ESCAPE}) ~ {_CALL_CLOSE}] -%}}\n"
     "    {%- endfor -%}\n"
     "    {%- set text = (_text(message.content) | string).strip() -%}\n"
     "    {%- set ns.out = ns.out + [{'role': 'assistant', 'content': (text ~ '\\n' if text else '') ~ calls.parts | join('\\n')}] -%}\n"

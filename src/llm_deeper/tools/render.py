@@ -58,7 +58,7 @@ def render_tool_prompt(tools) -> str:
 def format_tool_call(call: ToolCall | dict) -> str:
     """`<tool_call>{"name":...,"arguments":{...}}</tool_call>` for one call."""
     call = _as_call(call)
-    return f'{CALL_START}{{"name":{json.dumps(call.name, ensure_ascii=False)},"arguments":{compact_json(call.arguments)}}}{CALL_END}'
+    return f'{CALL_START}{{"name":{json.dumps(call.name, ensure_ascii=False)},"arguments":{escape_markers(compact_json(call.arguments))}}}{CALL_END}'
 
 
 def format_tool_calls(calls: Iterable[ToolCall | dict]) -> str:
@@ -66,8 +66,26 @@ def format_tool_calls(calls: Iterable[ToolCall | dict]) -> str:
     return CALL_SEPARATOR.join(format_tool_call(c) for c in calls)
 
 
+# Text that opens or closes a call, a result, the tool list or (ChatML-style "<|...|>") a turn.
+MARKERS = (CALL_START, CALL_END, RESPONSE_START, RESPONSE_END, "<tools>", "</tools>", "<|")
+
+
+def escape_markers(json_text: str) -> str:
+    """JSON text in which no marker appears: each marker's "<" written as the JSON escape \\u003c.
+
+    Every "<" in JSON text is inside a string, where "\\u003c" decodes to the
+    same character, so a JSON reader gets the value unchanged, while a result
+    holding "</tool_response><tool_response>{...}" can no longer end its own
+    result and fake another (nor a call, nor a turn, in an engine that reads
+    special-token text as control tokens).
+    """
+    for marker in MARKERS:
+        json_text = json_text.replace(marker, "\\u003c" + marker[1:])
+    return json_text
+
+
 def format_tool_response(name: str, content) -> str:
-    """A tool result as the model reads it; JSON results stay JSON, text becomes a string."""
+    """A tool result as the model reads it; JSON results stay JSON, text becomes a string; markers escaped."""
     if isinstance(content, str):
         try:
             value = json.loads(content)
@@ -75,7 +93,7 @@ def format_tool_response(name: str, content) -> str:
             value = content
     else:
         value = content
-    return f"{RESPONSE_START}{compact_json({'name': name, 'content': value})}{RESPONSE_END}"
+    return f"{RESPONSE_START}{escape_markers(compact_json({'name': name, 'content': value}))}{RESPONSE_END}"
 
 
 def _as_call(call) -> ToolCall:
