@@ -120,3 +120,22 @@ def test_agent_stops_at_the_step_limit():
     assert result.stopped == "max_steps" and result.answer == "" and len(result.steps) == 2
     with pytest.raises(RuntimeError, match="ran out"):
         Agent(ScriptedBackend([]), default_registry()).run("hi")
+
+
+def test_one_turn_with_many_calls_is_capped_and_queued_on_the_warm_workers():
+    """Issue 26: a turn of N calls forked N processes; now at most max_calls_per_turn run, `workers` at a time."""
+    import os
+
+    registry = ToolRegistry()
+
+    @registry.tool
+    def whoami() -> int:
+        """The process id of the worker running this call."""
+        return os.getpid()
+
+    calls = "\n".join([call_text("whoami")] * 12)
+    agent = Agent(ScriptedBackend([calls, "done"]), registry, AgentConfig(max_calls_per_turn=8), executor=ExecutorConfig(workers=2))
+    results = agent.run("go").steps[0].results
+    assert len(results) == 12 and [r.ok for r in results] == [True] * 8 + [False] * 4
+    assert {r.error_kind for r in results[8:]} == {"too_many_calls"} and "at most 8 tool calls per turn" in results[8].content
+    assert len({r.content for r in results[:8]}) <= 2  # every call ran on one of the 2 warm workers: none forked per call

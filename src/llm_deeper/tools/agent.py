@@ -169,6 +169,7 @@ class AgentConfig:
     parallel_tool_calls: bool = True  # allow several calls in one turn
     system: str | None = None  # system prompt (the tool prompt is added by the renderer)
     max_identical_failures: int = 3  # the same call failing this often stops the loop (a model stuck in a rut)
+    max_calls_per_turn: int = 8  # calls run from one turn; the rest get an error result (one turn once forked a process per call)
 
 
 def _requires_call(choice) -> bool:
@@ -203,7 +204,7 @@ class Agent:
             step = AgentStep(index, message, finish_reason=getattr(self.backend, "last_finish_reason", ""))
             calls = [ToolCall.from_openai(c) for c in message.get("tool_calls") or []]
             if calls:
-                step.results = self.executor.run(calls)
+                step.results = self._run_calls(calls)
                 messages.extend(r.to_message() for r in step.results)
             step.seconds = time.perf_counter() - start
             steps.append(step)
@@ -216,6 +217,17 @@ class Agent:
             if stuck:
                 return AgentResult("", messages, steps, "repeated_failure", stuck)
         return AgentResult("", messages, steps, "max_steps", f"no answer within {self.config.max_steps} model turns")
+
+    def _run_calls(self, calls: list[ToolCall]) -> list[ToolResult]:
+        """Up to `max_calls_per_turn` calls, queued `workers` at a time (each batch uses the warm workers, none forked);
+        the rest answered with an error the model can read."""
+        cap, width = self.config.max_calls_per_turn, max(1, self.executor.config.workers)
+        results: list[ToolResult] = []
+        for start in range(0, min(len(calls), cap), width):
+            results += self.executor.run(calls[start:min(start + width, cap)])
+        results += [ToolResult(call, f"error: not run: at most {cap} tool calls per turn; call the rest in the next turn", False, 0.0, "too_many_calls")
+                    for call in calls[cap:]]
+        return results
 
     def _repeated_failure(self, results: list[ToolResult], failures: dict[tuple[str, str], int]) -> str:
         """Why to stop, if an identical call has now failed `max_identical_failures` times; else ""."""
