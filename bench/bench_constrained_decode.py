@@ -69,19 +69,21 @@ def main() -> None:
     from llm_deeper.models.loaders import load_model
     from llm_deeper.tools.builtin import default_registry
     from llm_deeper.chat_format import prompt_ids
-    from llm_deeper.tools.constrain import compiler_for, tool_call_grammar, vocab_size_of
+    from llm_deeper.inference.constrained import grammar_cache
+    from llm_deeper.tools.constrain import tool_call_constraint
 
     loaded = load_model("smollm2-135m-instruct")
     model, tokenizer = loaded.model, loaded.tokenizer
     registry = default_registry().subset(["get_weather", "calculator"])
     prompt = torch.tensor([prompt_ids(tokenizer, [{"role": "user", "content": "List the temperature of twelve cities as JSON."}], registry)])
-    compiler = compiler_for(tokenizer, vocab_size_of(model, tokenizer))
+    cache = grammar_cache(tokenizer, int(model.get_output_embeddings().weight.shape[0]))  # the engine's cache
+    compiler = cache.compiler
     start = time.perf_counter()
     long_grammar = compiler.compile_json_schema(json.dumps(LONG_SCHEMA), any_whitespace=False, separators=(",", ":"))
     compile_long = time.perf_counter() - start
-    tool_grammar = tool_call_grammar(registry, "required", parallel_tool_calls=False)
+    tool_constraint = tool_call_constraint(registry, "required", parallel_tool_calls=False)
     start = time.perf_counter()
-    tool_compiled = tool_grammar.compile(compiler)
+    tool_compiled = cache.compile(tool_constraint)
     compile_tool = time.perf_counter() - start
     eos = tokenizer.eos_token_id
 

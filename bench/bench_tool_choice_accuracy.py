@@ -37,7 +37,7 @@ def main() -> None:
     from llm_deeper.evals.tool_use import tool_scores
     from llm_deeper.models.loaders import load_model
     from llm_deeper.inference.engine import Engine
-    from llm_deeper.tools.constrain import tool_call_grammar
+    from llm_deeper.tools.constrain import tool_call_constraint
     from llm_deeper.tools.formats import HERMES
 
     loaded = load_model("smollm2-135m-instruct")
@@ -57,8 +57,8 @@ def main() -> None:
                 continue  # small talk has no right call to force
             user = example.messages[:1]
             expected = example.messages[1].get("tool_calls") or []
-            grammar = tool_call_grammar(example.tools, mode, parallel_tool_calls=False)
-            text = engine.generate(user, max_new_tokens=args.max_new_tokens, tools=example.tools, grammar=grammar, adapter=adapter).text
+            constraint = tool_call_constraint(example.tools, mode, parallel_tool_calls=False)
+            text = engine.generate(user, max_new_tokens=args.max_new_tokens, tools=example.tools, constraint=constraint, adapter=adapter).text
             parsed = HERMES.parse(text, tool_names=[t["function"]["name"] for t in example.tools])
             predicted = [c.to_openai() for c in parsed.calls]
             scores = tool_scores(predicted, expected, example.tools)

@@ -30,7 +30,8 @@ from llm_deeper.lesson import check, done, is_quick, section, show
 from llm_deeper.models.loaders import load_model
 from llm_deeper.tools import tool
 from llm_deeper.tools.builtin import default_registry
-from llm_deeper.tools.constrain import tool_call_grammar
+from llm_deeper.inference.constrained import ebnf
+from llm_deeper.tools.constrain import tool_call_constraint
 from llm_deeper.tools.executor import ToolExecutor
 from llm_deeper.tools.formats import HERMES
 from llm_deeper.tools.render import render_tool_prompt, to_template_messages
@@ -117,10 +118,10 @@ check("the parser returned text, calls or clear errors (it never raises)", isins
 
 # %%
 section("4. With the tool grammar")
-grammar = tool_call_grammar(registry, "required", parallel_tool_calls=False)
-show("grammar rules (EBNF lines)", len(grammar.ebnf.splitlines()))
+constraint = tool_call_constraint(registry, "required", parallel_tool_calls=False)
+show("grammar rules (EBNF lines)", len(ebnf(constraint).splitlines()))
 start = time.perf_counter()
-call_text = engine.generate(ids, max_new_tokens=80, grammar=grammar).text
+call_text = engine.generate(ids, max_new_tokens=80, constraint=constraint).text
 show("seconds", f"{time.perf_counter() - start:.1f}")
 show("raw output", call_text)
 parsed = HERMES.parse(call_text, tool_names=registry.names())

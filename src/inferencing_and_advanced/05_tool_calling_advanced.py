@@ -27,9 +27,11 @@ from llm_deeper.inference.engine import Engine
 from llm_deeper.lesson import check, done, is_quick, section, show
 from llm_deeper.models.loaders import load_model
 from llm_deeper.tools import ToolCall, ToolError
-from llm_deeper.tools.agent import Agent, AgentConfig, LocalBackend, ScriptedBackend
+from llm_deeper.chat.engine_model import EngineChatModel
+from llm_deeper.inference.sampling import SamplingConfig
+from llm_deeper.tools.agent import Agent, AgentConfig, ScriptedBackend
 from llm_deeper.tools.builtin import default_registry
-from llm_deeper.tools.constrain import tool_call_grammar
+from llm_deeper.tools.constrain import tool_call_constraint
 from llm_deeper.tools.executor import ExecutorConfig, ToolExecutor
 from llm_deeper.tools.formats import HERMES
 from llm_deeper.tools.render import format_tool_calls
@@ -120,8 +122,9 @@ section("4. Agent loop, default model")
 loaded = load_model("smollm2-135m-instruct")
 engine = Engine(loaded, max_batch=1)  # the library's one way to generate
 small = registry.subset(["calculator", "get_weather", "convert_currency"])
-backend = LocalBackend(engine, max_new_tokens=ANSWER_TOKENS + 40)
-config = AgentConfig(max_steps=3, tool_choice="required", followup_tool_choice="none", parallel_tool_calls=False)
+backend = EngineChatModel(engine)  # the chat layer: the server's prompt, grammar and parser, in this process
+config = AgentConfig(max_steps=3, tool_choice="required", followup_tool_choice="none", parallel_tool_calls=False,
+                     sampling=SamplingConfig(max_new_tokens=ANSWER_TOKENS + 40))
 start = time.perf_counter()
 run = Agent(backend, small, config).run("What is 17 * 23?")
 show("seconds", f"{time.perf_counter() - start:.1f}")
@@ -148,10 +151,10 @@ check("the calculator worked it out: 17 × 23 = 391", any(json.loads(r).get("res
 # %%
 section("5. Streamed tool-call deltas")
 messages = [{"role": "user", "content": "Convert 250 US dollars to euros."}]
-grammar = tool_call_grammar(small, "required", parallel_tool_calls=False)
+constraint = tool_call_constraint(small, "required", parallel_tool_calls=False)
 parser = StreamingToolParser("hermes", tool_names=small.names())
 events, pieces = [], []
-for piece in (e.text for e in engine.stream(messages, max_new_tokens=60, tools=small, grammar=grammar) if e.text):
+for piece in (e.text for e in engine.stream(messages, max_new_tokens=60, tools=small, constraint=constraint) if e.text):
     pieces.append(piece)
     for event in parser.feed(piece):
         events.append(event)

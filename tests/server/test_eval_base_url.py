@@ -95,3 +95,58 @@ def test_base_url_matches_in_process_greedy(tmp_path, chatty_dir):
     # Perplexity needs the weights: through --base-url it is a one-line error, not a traceback.
     result = run_cli("eval", "--base-url", "http://127.0.0.1:9/v1", "--data", str(data), "--metrics", "ppl")
     assert result.returncode == 2 and "cannot be computed through --base-url" in result.stderr
+
+
+def test_chat_layer_in_process_and_over_http_give_the_same_replies(chatty_dir, one_torch_thread):
+    """One chat layer: `EngineChatModel` and `OpenAIChatModel` (the real client, our server over a socket) agree, tools included."""
+    import openai
+
+    from llm_deeper.chat import ChatRequest
+    from llm_deeper.chat.engine_model import EngineChatModel
+    from llm_deeper.chat.openai_model import OpenAIChatModel
+    from llm_deeper.inference.engine import Engine
+    from llm_deeper.inference.sampling import SamplingConfig
+    from llm_deeper.serve.app import create_app
+    from llm_deeper.serve.background import BackgroundServer
+
+    greedy = SamplingConfig(max_new_tokens=80, temperature=0.0)  # byte-level tokens: a call is ~60 of them
+    history = [{"role": "user", "content": "time?"}, {"role": "assistant", "content": None, "tool_calls": [CALL]},
+               {"role": "tool", "tool_call_id": "call_1", "content": "12:00"}]
+    named = {"type": "function", "function": {"name": "get_time"}}
+    requests = [
+        ChatRequest([{"role": "user", "content": "Say hello."}], sampling=greedy),
+        ChatRequest([{"role": "user", "content": "time in Tokyo?"}], tools=TOOLS, sampling=greedy),
+        ChatRequest([{"role": "user", "content": "time in Tokyo?"}], tools=TOOLS, tool_choice="required", sampling=greedy),
+        ChatRequest([{"role": "user", "content": "time in Oslo?"}], tools=TOOLS, tool_choice=named, sampling=greedy),
+        ChatRequest(history, tools=TOOLS, tool_choice="none", sampling=greedy),
+        ChatRequest([{"role": "user", "content": "JSON please"}], response_format={"type": "json_object"}, sampling=greedy),
+        ChatRequest([{"role": "user", "content": "x"}], tools=[{"type": "function", "function": {"name": "f", "parameters": {
+            "type": "object", "properties": {"a": {"type": "string", "minLength": "abc"}}}}}], tool_choice="required", sampling=greedy),
+    ]
+
+    def shape(reply):
+        calls = [(c["function"]["name"], c["function"]["arguments"]) for c in reply.tool_calls]
+        return reply.content, calls, reply.finish_reason, reply.completion_tokens, bool(reply.error)
+
+    engine = Engine.load(str(chatty_dir), max_batch=2)
+    try:
+        here = EngineChatModel(engine).chat_many(requests)
+        with BackgroundServer(create_app(engine)) as server:
+            remote = OpenAIChatModel(server.url + "/v1")
+            there = remote.chat_many(requests)
+            client = openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0)
+            stream = client.chat.completions.create(model=engine.name, messages=requests[2].messages, tools=TOOLS, tool_choice="required",
+                                                    max_tokens=80, temperature=0, stream=True)
+            streamed: dict[int, list[str]] = {}
+            for chunk in stream:
+                for delta in (chunk.choices[0].delta.tool_calls or []) if chunk.choices else []:
+                    entry = streamed.setdefault(delta.index, ["", ""])
+                    entry[0] += delta.function.name or ""
+                    entry[1] += delta.function.arguments or ""
+    finally:
+        engine.close()
+    assert [shape(r) for r in here] == [shape(r) for r in there]
+    assert here[2].tool_calls and here[3].tool_calls and len(here[3].tool_calls) == 1  # required and named made calls; named exactly one
+    assert json.loads(here[5].content) is not None  # json_object held the reply to JSON
+    assert "minLength" in here[6].error and "tools[0].function.parameters" in here[6].error and there[6].error.startswith("HTTP 400")
+    assert [tuple(v) for _, v in sorted(streamed.items())] == [(c["function"]["name"], c["function"]["arguments"]) for c in here[2].tool_calls]

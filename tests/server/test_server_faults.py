@@ -133,17 +133,55 @@ def test_unresolvable_ref_in_response_format_is_400(client, engine):
 
 
 def test_a_server_bug_is_a_500_in_the_openai_shape_and_counted(server, monkeypatch):
-    from llm_deeper.serve import tool_calls
+    from llm_deeper.serve import chat
 
     def broken(*args):
         raise RuntimeError("simulated bug")
 
-    monkeypatch.setattr(tool_calls, "template_messages", broken)
+    monkeypatch.setattr(chat, "chat_request", broken)
     before = metric_count(server, "/v1/chat/completions", 500)
     reply = httpx.post(server.url + "/v1/chat/completions", json={"messages": HI, "max_tokens": 2}, timeout=30)
     assert reply.status_code == 500
-    assert "simulated bug" in assert_openai_error(reply.json(), "internal_error")["message"]
+    message = assert_openai_error(reply.json(), "internal_error")["message"]
+    assert "simulated bug" not in message and "RuntimeError" not in message and "log" in message  # the detail goes to the log only (issue 26)
     assert metric_count(server, "/v1/chat/completions", 500) == before + 1
+
+
+# -- issue 26: schemas that compiled for minutes, keywords that crashed the grammar builder --
+def test_schema_caps_are_400s_naming_the_limit(client, engine):
+    from llm_deeper.inference.constrained import MAX_DEPTH, MAX_PROPERTIES
+
+    wide = {"type": "object", "properties": {f"p{i}": {"type": "string"} for i in range(2000)}}  # 57 KB: compiled for 52 s
+    deep: dict = {"type": "integer"}
+    for _ in range(MAX_DEPTH + 1):
+        deep = {"type": "object", "properties": {"a": deep}}
+    for parameters, limit in ((wide, f"at most {MAX_PROPERTIES}"), (deep, f"at most {MAX_DEPTH}")):
+        with pytest.raises(openai.BadRequestError) as info:
+            client.chat.completions.create(model=engine.name, messages=HI, max_tokens=2, tool_choice="required",
+                                           tools=[{"type": "function", "function": {"name": "f", "parameters": parameters}}])
+        assert info.value.body["param"] == "tools" and limit in info.value.body["message"]
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(model=engine.name, messages=HI, max_tokens=2,
+                                       response_format={"type": "json_schema", "json_schema": {"name": "r", "schema": wide}})
+    assert info.value.body["param"] == "response_format" and f"at most {MAX_PROPERTIES}" in info.value.body["message"]
+
+
+def test_a_bad_keyword_anywhere_is_a_400_naming_it_never_a_500(client, engine, server):
+    # The issue's request: a sub-schema under a key that is no keyword was read by the grammar builder: a 500
+    # echoing "ValueError: invalid literal for int()". It is not a schema, so it is not read.
+    odd = {"type": "object", "x": {"type": "string", "minLength": "abc"}}
+    reply = httpx.post(server.url + "/v1/chat/completions", timeout=60, json={
+        "messages": HI, "max_tokens": 2, "tool_choice": "required", "tools": [{"type": "function", "function": {"name": "f", "parameters": odd}}]})
+    assert reply.status_code != 500 and "int()" not in reply.text, reply.text  # (this tiny model's context is too short for the tool prompt)
+    reply = httpx.post(server.url + "/v1/chat/completions", timeout=60, json={  # a short prompt: the grammar is built and applied
+        "messages": HI, "max_tokens": 2, "response_format": {"type": "json_schema", "json_schema": {"name": "r", "schema": odd}}})
+    assert reply.status_code == 200, reply.text
+    for parameters, field in (({"type": "object", "properties": {"x": {"type": "string", "minLength": "abc"}}}, "properties.x.minLength"),
+                              ({"type": "object", "additionalProperties": {"type": "array", "maxItems": -1}}, "additionalProperties.maxItems")):
+        with pytest.raises(openai.BadRequestError) as info:
+            client.chat.completions.create(model=engine.name, messages=HI, max_tokens=2, tool_choice="required",
+                                           tools=[{"type": "function", "function": {"name": "f", "parameters": parameters}}])
+        assert f"tools[0].function.parameters.{field}" in info.value.body["message"], info.value.body
 
 
 # -- defect 8: n beyond the server's capacity was a 429 "retry later" ------------

@@ -270,22 +270,23 @@ def test_constrained_and_free_rows_share_a_batch(engine):
 
     import jsonschema
 
-    from llm_deeper.inference.constrained import grammar_cache
+    from llm_deeper.inference.constrained import Constraint, grammar_cache
 
     cache = grammar_cache(engine.tokenizer, engine.vocab_size)
     schema = {"type": "object", "properties": {"ok": {"type": "boolean"}, "n": {"type": "integer"}}, "required": ["ok", "n"]}
-    compiled = cache.json_schema(schema)
-    assert cache.json_schema(dict(reversed(list(schema.items())))) is compiled  # cached per schema
+    constraint = Constraint.json_schema(schema)
+    compiled = cache.compile(constraint)
+    assert cache.compile(Constraint.json_schema(dict(reversed(list(schema.items()))))) is compiled  # cached per schema
     config = SamplingConfig(max_new_tokens=40, temperature=1.0, seed=5)
     free = engine.submit(HI, config)
-    constrained = [engine.submit(HI, SamplingConfig(max_new_tokens=40, temperature=1.0, seed=s), constraint=cache.constraint(compiled)) for s in range(2)]
+    constrained = [engine.submit(HI, SamplingConfig(max_new_tokens=40, temperature=1.0, seed=s, constraint=constraint)) for s in range(2)]
     free.result()
     for request in constrained:
         result = request.result()
         assert result.finish_reason == "stop"
         jsonschema.validate(json.loads(result.text), schema)
     with pytest.raises(UserError):
-        cache.json_schema({"type": "object", "properties": {"a": {"type": "nonsense"}}})
+        cache.compile(Constraint.json_schema({"type": "object", "properties": {"a": {"type": "nonsense"}}}))
 
 
 def test_extreme_sampling_values_do_not_break_the_batch(engine):

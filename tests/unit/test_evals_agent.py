@@ -113,13 +113,20 @@ def test_a_two_step_task_scored_through_the_real_loop_and_tools():
     assert guessed["scores"]["agent:success"] == (1.0, 1.0) and guessed["scores"]["agent:no tool called"] == (1.0, 1.0)
 
 
+def test_an_answer_with_tool_markup_is_no_success():
+    """Issue 23: the adapter answered by repeating `<tool_response>` markup, which held the value and counted."""
+    task = two_step_task()
+    echoed = run_scripted(task, [f'<tool_response>{{"name":"calculator","content":{{"result":{task.number:.1f}}}}}</tool_response> {task.number:.1f} km'])
+    assert echoed["scores"]["agent:success"] == (0.0, 1.0) and "markup" in echoed["verdict"]
+
+
 class CutBackend(ScriptedBackend):
     """Scripted replies, the first one reported as cut by the token limit."""
 
-    def chat(self, messages, tools, tool_choice="auto", parallel_tool_calls=True):
-        message = super().chat(messages, tools, tool_choice, parallel_tool_calls)
-        self.last_finish_reason = "length" if len(self.seen) == 1 else "stop"
-        return message
+    def chat(self, request):
+        reply = super().chat(request)
+        reply.finish_reason = "length" if len(self.seen) == 1 else reply.finish_reason
+        return reply
 
 
 def test_run_records_max_tokens_and_aggregates_with_intervals():
@@ -142,18 +149,21 @@ class SolvingBackend:
     def __init__(self, tasks: list[AgentTask], answer: bool = True):
         self.plans = {t.request: t.expected_calls for t in tasks}
         self.answer = answer  # False: answers at once without any tool
-        self.last_finish_reason = "stop"
+        self.backend = "solver"
 
-    def chat(self, messages, tools, tool_choice="auto", parallel_tool_calls=True):
+    def chat(self, request):
+        from llm_deeper.chat import ChatReply
+
+        messages = request.messages
         plan = self.plans[messages[0]["content"]]
         made = sum(1 for m in messages if m["role"] == "tool")
         if not self.answer:
-            return {"role": "assistant", "content": "I think it is 42."}
+            return ChatReply({"role": "assistant", "content": "I think it is 42."}, "stop")
         if made < len(plan):
             step = plan[made]
-            return {"role": "assistant", "content": None, "tool_calls": [
-                {"id": f"c{made}", "type": "function", "function": {"name": step["name"], "arguments": json.dumps(step["arguments"])}}]}
-        return {"role": "assistant", "content": f"Here you go: {messages[-1]['content']}"}
+            return ChatReply({"role": "assistant", "content": None, "tool_calls": [
+                {"id": f"c{made}", "type": "function", "function": {"name": step["name"], "arguments": json.dumps(step["arguments"])}}]}, "tool_calls")
+        return ChatReply({"role": "assistant", "content": f"Here you go: {messages[-1]['content']}"}, "stop")
 
 
 def test_concurrent_runs_keep_task_order_and_a_perfect_agent_scores_one():
@@ -220,12 +230,12 @@ def test_eval_agent_cli_base_and_lora_in_process_and_through_our_server(tmp_path
 def test_default_model_runs_agent_tasks_end_to_end():
     """The real model through the engine and the real tools: `required` makes the first turn an offered tool's call."""
     from llm_deeper.inference.engine import Engine
-    from llm_deeper.tools.agent import LocalBackend
+    from llm_deeper.chat.engine_model import EngineChatModel
 
     tasks = make_agent_tasks(2, seed=0, two_step_share=0.5)  # one task of each kind, decoded together
     engine = Engine.load("smollm2-135m-instruct", max_batch=2)
     try:
-        run = run_agent_tasks(tasks, LocalBackend(engine, max_new_tokens=48), "base", max_steps=2, tool_choice="required", then="none",
+        run = run_agent_tasks(tasks, EngineChatModel(engine), "base", max_steps=2, tool_choice="required", then="none", max_new_tokens=48,
                               concurrency=2)
     finally:
         engine.close()

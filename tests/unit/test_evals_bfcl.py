@@ -111,7 +111,7 @@ def test_schemas_become_valid_tools_that_compile():
     """Python type names map to JSON schema; every tool of a sample passes our validator and compiles to a grammar."""
     from llm_deeper.models.tiny import tiny_tokenizer
     from llm_deeper.inference.constrained import grammar_cache
-    from llm_deeper.tools.constrain import tool_call_grammar
+    from llm_deeper.tools.constrain import tool_call_constraint
     from llm_deeper.tools.openai_spec import validate_tools
 
     tools = openai_tools([{"name": "math.hypot", "parameters": {"type": "dict", "properties": {
@@ -127,7 +127,7 @@ def test_schemas_become_valid_tools_that_compile():
     for category in CATEGORIES:
         for item in load_category(category, limit=15, seed=2):
             tools = validate_tools(openai_tools(item.functions))
-            cache.grammar(tool_call_grammar(tools, "required"))
+            cache.compile(tool_call_constraint(tools, "required"))
             json.dumps(tools)
 
 
@@ -181,13 +181,14 @@ def test_bad_input_is_one_line(tmp_path):
 @pytest.mark.slow
 def test_default_model_on_a_few_bfcl_items():
     """The real model through the engine, one item per category: required always yields calls BFCL can score."""
-    from llm_deeper.evals.bfcl_run import EngineBackend, run_bfcl
+    from llm_deeper.chat.engine_model import EngineChatModel
+    from llm_deeper.evals.bfcl_run import ChatBackend, run_bfcl
     from llm_deeper.inference.engine import Engine
 
     items = [item for category in CATEGORIES for item in load_category(category, limit=1, seed=0)]
     engine = Engine.load("smollm2-135m-instruct", max_batch=5)
     try:
-        required = run_bfcl(items, EngineBackend(engine, max_new_tokens=48), None, "required", "base required")
+        required = run_bfcl(items, ChatBackend(EngineChatModel(engine), max_new_tokens=48), None, "required", "base required")
     finally:
         engine.close()
     for record in required.records:

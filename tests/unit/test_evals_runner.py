@@ -10,7 +10,9 @@ import torch
 from llm_deeper.errors import UserError
 from llm_deeper.evals.compare import bar_chart, compare, markdown
 from llm_deeper.evals.data import EvalExample
-from llm_deeper.evals.generate import Generation, LocalGenerator, split_tool_calls
+from llm_deeper.chat.engine_model import EngineChatModel
+from llm_deeper.chat.plan import ChatPlan, parse_reply
+from llm_deeper.evals.generate import ChatGenerator, Generation
 from llm_deeper.evals.report import load_run, write_run
 from llm_deeper.evals.runner import EvalConfig, parse_metrics, run_eval
 from llm_deeper.inference.sampling import SamplingConfig
@@ -114,12 +116,13 @@ def test_local_generator_equals_plain_generate_and_parses_hermes_calls():
     model, tok = tiny_llama(seed=1), tiny_tokenizer()
     messages = [{"role": "user", "content": "hi"}]
     with Engine.from_model(model, tok, max_batch=2) as engine:
-        reply = LocalGenerator(engine, SamplingConfig(max_new_tokens=6, temperature=0.0))(messages)
+        reply = ChatGenerator(EngineChatModel(engine), SamplingConfig(max_new_tokens=6, temperature=0.0))(messages)
     ids = tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)["input_ids"]
     out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=6, do_sample=False, pad_token_id=2)
     assert reply.text == tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True).strip()
     assert 0 < reply.completion_tokens <= 6 and reply.seconds > 0
-    content, calls = split_tool_calls('Sure.<tool_call>{"name":"get_time","arguments":{"tz":"UTC"}}</tool_call>')
+    message = parse_reply(ChatPlan([], None, (), True), 'Sure.<tool_call>{"name":"get_time","arguments":{"tz":"UTC"}}</tool_call>')
+    content, calls = message["content"], message["tool_calls"]
     assert content.strip() == "Sure." and calls[0]["function"] == {"name": "get_time", "arguments": '{"tz":"UTC"}'}
 
 
@@ -134,7 +137,7 @@ def test_batched_generation_equals_one_by_one():
                 param.normal_(0, 0.5, generator=generator)
     prompts = [([{"role": "user", "content": text}], None) for text in ("hi", "a much longer question here?", "ok")]
     with Engine.from_model(model, tok, max_batch=3) as engine:
-        local = LocalGenerator(engine, SamplingConfig(max_new_tokens=6, temperature=0.0))
+        local = ChatGenerator(EngineChatModel(engine), SamplingConfig(max_new_tokens=6, temperature=0.0))
         steps = engine.steps
         batched = local.batch(prompts)
         assert engine.steps - steps < 3 * 5  # the three shared decode steps

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from llm_deeper.models.tiny import tiny_llama, tiny_tokenizer
 from llm_deeper.tools.builtin import default_registry
-from llm_deeper.tools.constrain import compiler_for, json_schema_grammar, tool_call_grammar
+from llm_deeper.inference.constrained import Constraint, ebnf, grammar_cache, structural_tag
+from llm_deeper.tools.constrain import tool_call_constraint
 from llm_deeper.tools.formats import HERMES
 from llm_deeper.tools.openai_spec import InvalidToolsError
 
@@ -32,7 +33,7 @@ def tiny():
 def matcher(tokenizer, grammar):
     import xgrammar as xgr
 
-    return xgr.GrammarMatcher(grammar.compile(compiler_for(tokenizer, 259)))
+    return xgr.GrammarMatcher(grammar_cache(tokenizer, 259).compile(grammar))
 
 
 def accepts(tokenizer, grammar, text) -> bool:
@@ -47,31 +48,32 @@ TIME = '<tool_call>{"name":"get_current_time","arguments":{}}</tool_call>'
 def test_required_grammar_admits_valid_calls_only():
     tokenizer = tiny_tokenizer()
     registry = default_registry()
-    required = tool_call_grammar(registry, "required", parallel_tool_calls=True)
+    required = tool_call_constraint(registry, "required", parallel_tool_calls=True)
     assert accepts(tokenizer, required, WEATHER)
     assert accepts(tokenizer, required, WEATHER + "\n" + TIME)  # parallel calls
     for bad in ["Hello", WEATHER.replace('"Paris"', '3'), WEATHER.replace(":{", ": {", 1),  # not text, not typed, not compact
                 WEATHER.replace("get_weather", "get_wether"), WEATHER.replace("}}<", ',"country":"FR"}}<'),
                 '<tool_call>{"name":"get_weather","arguments":{"unit":"celsius"}}</tool_call>']:  # missing required city
         assert not accepts(tokenizer, required, bad), bad
-    single = tool_call_grammar(registry, "required", parallel_tool_calls=False)
+    single = tool_call_constraint(registry, "required", parallel_tool_calls=False)
     assert accepts(tokenizer, single, WEATHER) and not accepts(tokenizer, single, WEATHER + "\n" + TIME)
-    named = tool_call_grammar(registry, {"type": "function", "function": {"name": "get_current_time"}})
+    named = tool_call_constraint(registry, {"type": "function", "function": {"name": "get_current_time"}})
     assert accepts(tokenizer, named, TIME) and not accepts(tokenizer, named, WEATHER)
-    assert "root ::=" in named.ebnf and named.structural_tag["type"] == "structural_tag"
+    assert not accepts(tokenizer, named, TIME + "\n" + TIME)  # a named tool: exactly one call (issue 23), as OpenAI and vLLM
+    assert "root ::=" in ebnf(named) and structural_tag(named)["type"] == "structural_tag"
 
 
 def test_auto_grammar_allows_text_and_constrains_calls_once_started():
     tokenizer = tiny_tokenizer()
-    auto = tool_call_grammar(default_registry(), "auto")
+    auto = tool_call_constraint(default_registry(), "auto")
     assert accepts(tokenizer, auto, "It is sunny, no tool needed.")
     assert accepts(tokenizer, auto, "Let me look. " + WEATHER)
     m = matcher(tokenizer, auto)
     assert m.accept_string("Sure <tool_call>")
     assert not m.accept_string('{"name":"rm"')  # inside a call only real tools are possible
-    assert tool_call_grammar(default_registry(), "none") is None
+    assert tool_call_constraint(default_registry(), "none") is None
     with pytest.raises(InvalidToolsError):
-        tool_call_grammar(default_registry(), {"type": "function", "function": {"name": "nope"}})
+        tool_call_constraint(default_registry(), {"type": "function", "function": {"name": "nope"}})
 
 
 # ── property: random schemas, random model, always a schema-valid call ───────
@@ -103,10 +105,10 @@ tools_strategy = st.lists(st.tuples(st.from_regex(r"[a-z_]{1,8}", fullmatch=True
 @given(tools=tools_strategy, seed=st.integers(0, 10_000), parallel=st.booleans())
 def test_random_model_always_emits_schema_valid_calls(tiny, tools, seed, parallel):
     engine, tokenizer = tiny
-    grammar = tool_call_grammar(tools, "required", parallel_tool_calls=parallel)
+    constraint = tool_call_constraint(tools, "required", parallel_tool_calls=parallel)
     prompt = tokenizer("<|im_start|>assistant\n")["input_ids"]
     # A random model ends a parallel turn by chance (EOS vs "\n" after each call): leave room for many calls.
-    text = engine.generate(prompt, max_new_tokens=3000 if parallel else 400, temperature=1.0, seed=seed, grammar=grammar).text
+    text = engine.generate(prompt, max_new_tokens=3000 if parallel else 400, temperature=1.0, seed=seed, constraint=constraint).text
     parsed = HERMES.parse(text, tool_names=[t["function"]["name"] for t in tools])
     assert parsed.errors == [] and parsed.content == "", text
     assert parsed.calls and (parallel or len(parsed.calls) == 1)
@@ -116,12 +118,12 @@ def test_random_model_always_emits_schema_valid_calls(tiny, tools, seed, paralle
         assert json.loads(call.arguments_json) == call.arguments  # strict JSON, even with control characters
 
 
-def test_json_schema_grammar_for_response_format(tiny):
+def test_json_schema_constraint_for_response_format(tiny):
     engine, tokenizer = tiny
     schema = {"type": "object", "properties": {"ok": {"type": "boolean"}, "n": {"type": "integer", "minimum": 0, "maximum": 9}}, "required": ["ok", "n"]}
     prompt = tokenizer("<|im_start|>assistant\n")["input_ids"]
     for seed in range(3):
-        text = engine.generate(prompt, max_new_tokens=40, temperature=1.0, seed=seed, grammar=json_schema_grammar(schema)).text
+        text = engine.generate(prompt, max_new_tokens=40, temperature=1.0, seed=seed, constraint=Constraint.json_schema(schema)).text
         jsonschema.validate(json.loads(text), schema)
         assert " " not in text
 
@@ -130,9 +132,9 @@ def test_engine_stream_yields_every_token_and_parses_like_the_whole(tiny):
     from llm_deeper.tools.streaming import StreamingToolParser, accumulate
 
     engine, tokenizer = tiny
-    grammar = tool_call_grammar(default_registry().subset(["get_current_time", "get_weather"]), "required", parallel_tool_calls=False)
+    constraint = tool_call_constraint(default_registry().subset(["get_current_time", "get_weather"]), "required", parallel_tool_calls=False)
     prompt = tokenizer("<|im_start|>assistant\n")["input_ids"]
-    pieces = [e.text for e in engine.stream(prompt, max_new_tokens=200, grammar=grammar) if e.text]
+    pieces = [e.text for e in engine.stream(prompt, max_new_tokens=200, constraint=constraint) if e.text]
     assert len(pieces) > 20  # byte-level tokens: one piece per token, not one at the end
     parser = StreamingToolParser("hermes")
     events = [e for piece in pieces for e in parser.feed(piece)] + parser.finish()

@@ -27,7 +27,8 @@ def agent(
     from rich.console import Console
 
     from ..errors import UserError
-    from ..tools.agent import Agent, AgentConfig, LocalBackend, OpenAIBackend
+    from ..inference.sampling import SamplingConfig
+    from ..tools.agent import Agent, AgentConfig
     from ..tools.builtin import default_registry
     from ..tools.executor import ExecutorConfig
 
@@ -51,12 +52,18 @@ def agent(
             return {"type": "function", "function": {"name": value}}
         raise UserError(f"tool choice {value!r} must be auto, required, none or one of: {', '.join(registry.names())}")
 
-    config = AgentConfig(max_steps=max_steps, tool_choice=choice(tool_choice), followup_tool_choice=choice(then))
+    config = AgentConfig(max_steps=max_steps, tool_choice=choice(tool_choice), followup_tool_choice=choice(then),
+                         sampling=SamplingConfig(max_new_tokens=max_new_tokens, temperature=0.0, seed=seed))
     if base_url:
-        backend = OpenAIBackend(base_url, None if model == "smollm2-135m-instruct" else model, api_key, max_tokens=max_new_tokens)
+        from ..chat.openai_model import OpenAIChatModel
+
+        backend = OpenAIChatModel(base_url, None if model == "smollm2-135m-instruct" else model, api_key)
     else:
+        from ..chat.engine_model import EngineChatModel
+        from ..inference.engine import Engine
+
         with console.status(f"loading {model}"):
-            backend = LocalBackend.load(model, max_new_tokens=max_new_tokens, seed=seed)
+            backend = EngineChatModel(Engine.load(model, max_batch=1))
 
     def show(step) -> None:
         for call, result in zip(step.message.get("tool_calls") or [], step.results):

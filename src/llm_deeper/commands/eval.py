@@ -214,7 +214,7 @@ def bfcl(
 
     from ..errors import UserError
     from ..evals.bfcl import load_category, parse_categories
-    from ..evals.bfcl_run import EngineBackend, OpenAIBackend, run_bfcl, write_comparison
+    from ..evals.bfcl_run import ChatBackend, run_bfcl, write_comparison
     from ..evals.report import load_run, write_run
     from ..paths import artifact_dir
 
@@ -228,10 +228,14 @@ def bfcl(
     folder = out or artifact_dir("evals") / time.strftime("bfcl-%Y%m%d-%H%M%S")
     engine = None
     if base_url:
-        backend, targets = OpenAIBackend(base_url, api_key, max_new_tokens), [(model, model)]
+        from ..chat.openai_model import OpenAIChatModel
+
+        backend, targets = ChatBackend(OpenAIChatModel(base_url, model, api_key), max_new_tokens), [(model, model)]
     else:
         engine = _load_engine(console, model, adapter, max_batch, max_queue=max_batch)
-        backend, targets = EngineBackend(engine, max_new_tokens), [("base", None)] + ([("lora", "lora")] if adapter else [])
+        from ..chat.engine_model import EngineChatModel
+
+        backend, targets = ChatBackend(EngineChatModel(engine), max_new_tokens), [("base", None)] + ([("lora", "lora")] if adapter else [])
     folders = []
     try:
         for choice in choices:
@@ -292,21 +296,21 @@ def agent_tasks(
     logging.getLogger("llm_deeper.tools").setLevel(logging.ERROR)  # every model turn and tool call would log a line
     engine = None
     if base_url:
+        from ..chat.openai_model import OpenAIChatModel
         from ..models.registry import DEFAULT_MODEL
-        from ..tools.agent import OpenAIBackend
 
         served = None if model == DEFAULT_MODEL else model  # the server's first model unless one is named
-        targets = [(model, OpenAIBackend(base_url, served, api_key or "not-needed", max_tokens=max_new_tokens), None)]
+        targets = [(model, OpenAIChatModel(base_url, served, api_key), None, None)]
     else:
-        from ..tools.agent import LocalBackend
+        from ..chat.engine_model import EngineChatModel
 
         engine = _load_engine(console, model, adapter, concurrency)
-        targets = [("base", LocalBackend(engine, max_new_tokens=max_new_tokens), None)]
+        targets = [("base", EngineChatModel(engine), None, None)]
         if adapter is not None:
-            targets.append(("lora", LocalBackend(engine, max_new_tokens=max_new_tokens, adapter="lora"), str(adapter)))
+            targets.append(("lora", EngineChatModel(engine), "lora", str(adapter)))
     folders = []
     try:
-        for name, backend, adapter_path in targets:
+        for name, backend, target, adapter_path in targets:
             console.print(f"{name}: {len(tasks)} held-out agent tasks (max {max_steps} turns each)")
 
             def show(done: int, record: dict) -> None:
@@ -315,7 +319,8 @@ def agent_tasks(
                               + ("" if record["verdict"] == "pass" else f": {record['verdict']}"))
 
             run = run_agent_tasks(tasks, backend, name, max_steps, tool_choice, then, timeout,
-                                  info={"model": model, "adapter": adapter_path}, seed=seed, concurrency=concurrency, on_done=show)
+                                  info={"model": model, "adapter": adapter_path}, seed=seed, concurrency=concurrency, on_done=show,
+                                  max_new_tokens=max_new_tokens, model=target)
             where = folder / name.replace(" ", "-").replace("/", "-")
             write_run(run, where)
             folders.append(where)

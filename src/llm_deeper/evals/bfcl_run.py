@@ -1,8 +1,9 @@
 """`llm-deeper eval bfcl`: BFCL's AST categories through our engine or any OpenAI-compatible server.
 
-In-process, every item goes through the engine the server uses (same tool
-prompt, same grammar for `tool_choice`, same parser), base and LoRA adapter
-side by side on one loaded model; with `--base-url` the server does it all.
+Every item goes through the chat layer (`llm_deeper.chat`): in-process the
+engine with the server's own tool prompt, grammar for `tool_choice` and
+parser, base and LoRA adapter side by side on one loaded model; with
+`--base-url` the server does it all.
 Each item scores 1 or 0 per category (`bfcl:<category>`) and in
 `bfcl:overall`, where every category weighs the same (BFCL's overall is the
 unweighted mean of its categories). Runs are written like `llm-deeper eval`
@@ -12,7 +13,6 @@ runs, so `eval compare` and its bootstrap intervals apply unchanged.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -20,107 +20,25 @@ from ..errors import UserError
 from .bfcl import BfclItem, calls_of, check_item, openai_tools
 
 
-@dataclass
-class Reply:
-    """What the model answered to one item."""
+class ChatBackend:
+    """BFCL items through a chat model: `EngineChatModel` (base and adapters on one loaded model, all items
+    decoded together) or `OpenAIChatModel` (`--base-url`); a schema the model refuses is a miss with its reason."""
 
-    tool_calls: list[dict]  # OpenAI-shaped calls (parsed from the reply)
-    text: str  # the rest of the reply
-    finish_reason: str  # "stop", "tool_calls" or "length"
-    completion_tokens: int
-    error: str = ""  # set when the item could not be asked (a schema the server refused)
-
-
-class EngineBackend:
-    """Items through an in-process `Engine` (the server's prompt, grammar and parser), several at a time."""
-
-    backend = "in-process engine"
-
-    def __init__(self, engine, max_new_tokens: int = 256):
-        self.engine = engine
+    def __init__(self, model, max_new_tokens: int = 256):
+        self.model = model  # a chat.ChatModel
+        self.backend = model.backend
         self.max_new_tokens = max_new_tokens
 
-    def _submit(self, item: BfclItem, adapter: str | None, tool_choice: str):
+    def replies(self, items: list[BfclItem], target: str | None, tool_choice: str, on_done: Callable[[int], None]):
+        from ..chat import ChatRequest
         from ..inference.sampling import SamplingConfig
-        from ..tools.constrain import tool_call_grammar
 
-        tools = openai_tools(item.functions)
-        constraint = self.engine.constraint(tool_call_grammar(tools, tool_choice, True))  # what the server applies
-        prompt = self.engine.encode(item.messages, tools)
-        config = SamplingConfig(max_new_tokens=self.max_new_tokens, temperature=0.0)
-        return self.engine.submit(prompt, config, adapter=adapter, constraint=constraint), [t["function"]["name"] for t in tools]
-
-    def replies(self, items: list[BfclItem], adapter: str | None, tool_choice: str, on_done: Callable[[int], None]) -> list[Reply]:
-        from ..tools.formats import HERMES
-
-        window = max(1, self.engine.max_batch)  # keep the batch full, never the queue
-        out: list[Reply | None] = [None] * len(items)
-        pending: list[tuple[int, object, list[str]]] = []
-        done = 0
-
-        def collect(entry) -> None:
-            nonlocal done
-            index, request, names = entry
-            result = request.result()
-            parsed = HERMES.parse(result.text, tool_names=names)
-            calls = [c.to_openai() for c in parsed.calls]
-            finish = "tool_calls" if calls and result.finish_reason == "stop" else result.finish_reason
-            out[index] = Reply(calls, parsed.content.strip(), finish, result.usage.completion_tokens)
-            done += 1
-            on_done(done)
-
-        for index, item in enumerate(items):
-            try:
-                request, names = self._submit(item, adapter, tool_choice)
-            except UserError as exc:  # a schema xgrammar cannot compile: the server would answer 400
-                out[index] = Reply([], "", "error", 0, error=str(exc))
-                done += 1
-                continue
-            pending.append((index, request, names))
-            if len(pending) >= window:
-                collect(pending.pop(0))
-        for entry in pending:
-            collect(entry)
-        return out  # type: ignore[return-value]
+        sampling = SamplingConfig(max_new_tokens=self.max_new_tokens, temperature=0.0, seed=0)
+        return self.model.chat_many([ChatRequest(item.messages, tools=openai_tools(item.functions), tool_choice=tool_choice,
+                                               parallel_tool_calls=True, sampling=sampling, model=target) for item in items], on_done)
 
 
-class OpenAIBackend:
-    """Items through an OpenAI-compatible server with the official client."""
-
-    backend = "OpenAI-compatible endpoint"
-
-    def __init__(self, base_url: str, api_key: str | None = None, max_new_tokens: int = 256, timeout: float = 300.0):
-        from openai import OpenAI
-
-        self.base_url = base_url
-        self.client = OpenAI(base_url=base_url, api_key=api_key or "not-needed", timeout=timeout, max_retries=0)
-        self.max_new_tokens = max_new_tokens
-
-    def replies(self, items: list[BfclItem], model: str | None, tool_choice: str, on_done: Callable[[int], None]) -> list[Reply]:
-        import openai
-
-        out = []
-        for index, item in enumerate(items):
-            try:
-                response = self.client.chat.completions.create(
-                    model=model, messages=item.messages, tools=openai_tools(item.functions), tool_choice=tool_choice,
-                    parallel_tool_calls=True, max_tokens=self.max_new_tokens, temperature=0, seed=0)
-            except openai.APIConnectionError as exc:
-                raise UserError(f"could not reach {self.base_url}: {exc}; is the server running (llm-deeper serve)?") from exc
-            except openai.BadRequestError as exc:  # a schema this server refuses: a miss, with its reason
-                out.append(Reply([], "", "error", 0, error=f"HTTP 400: {exc.message}"))
-            except openai.APIStatusError as exc:
-                raise UserError(f"{self.base_url} answered {exc.status_code}: {exc.message}") from exc
-            else:
-                choice = response.choices[0]
-                calls = [c.model_dump(exclude_none=True) for c in choice.message.tool_calls or []]
-                tokens = response.usage.completion_tokens if response.usage else 0
-                out.append(Reply(calls, (choice.message.content or "").strip(), choice.finish_reason, tokens))
-            on_done(index + 1)
-        return out
-
-
-def score(items: list[BfclItem], replies: list[Reply]) -> list[dict]:
+def score(items: list[BfclItem], replies) -> list[dict]:
     """Eval records (the shape `evals.report` writes) with BFCL's verdict per item."""
     sizes: dict[str, int] = {}
     for item in items:
@@ -131,7 +49,7 @@ def score(items: list[BfclItem], replies: list[Reply]) -> list[dict]:
         ok = float(not reason)
         records.append({
             "id": item.id, "prompt": str(item.messages[-1].get("content", ""))[:200], "reference": "", "expected_calls": None,
-            "prediction": reply.text, "predicted_calls": reply.tool_calls, "completion_tokens": reply.completion_tokens,
+            "prediction": reply.content.strip(), "predicted_calls": reply.tool_calls, "completion_tokens": reply.completion_tokens,
             "finish_reason": reply.finish_reason, "verdict": reason or "pass",
             # every category weighs the same in the overall figure, whatever its sample size
             "scores": {f"bfcl:{item.category}": (ok, 1.0), "bfcl:overall": (ok, 1.0 / sizes[item.category]),

@@ -1,24 +1,20 @@
-"""The model under test, behind one call: messages (+ tools) → reply.
+"""The model under test, behind one call: messages (+ tools) → reply, through the chat layer.
 
-Two backends give the same `Generation`:
-- `LocalGenerator`: the engine in this process, the base model or one of its
-  LoRA adapters by name; all prompts of a run decode together (continuous
-  batching); the prompt comes from `chat_format`, the code the trainer and
-  the server use (tool schemas included), and tool calls are parsed out of
-  the reply with the project's tool-call parser. By default decoding is
-  unconstrained, so the scores show what the model learned; with
-  `constrain=True` it applies the server's `tool_choice="auto"` grammar (free
-  text, but a started call is held to the tool schemas), i.e. what clients of
-  `llm-deeper serve` get;
-- `OpenAIGenerator`: any OpenAI-compatible endpoint (`llm-deeper serve`,
-  vLLM, ...) through the official `openai` client; the server renders and
-  parses, and its `tool_calls` are taken as they come.
-With greedy decoding both give the same replies for the same weights.
+`ChatGenerator` wraps a `chat.ChatModel`: `EngineChatModel` (the engine in
+this process, the base model or one of its LoRA adapters by name, all prompts
+of a run decoded together) or `OpenAIChatModel` (any OpenAI-compatible
+endpoint: `llm-deeper serve`, vLLM, ...). Either way the prompt, the tool
+grammar and the parse are the server's (`chat/plan.py`), so an eval scores
+what the server serves. In-process, decoding is unconstrained by default
+(`constrain=False`: the tools are in the prompt, the reply is free), so the
+scores show what the model learned; with `constrain=True` it applies the
+server's `tool_choice="auto"` grammar, i.e. what clients of `llm-deeper serve`
+get (over HTTP the server always applies it). With greedy decoding both
+backends give the same replies for the same weights.
 """
 
 from __future__ import annotations
 
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,23 +29,8 @@ class Generation:
 
     text: str  # reply text, tool-call markup removed
     tool_calls: list[dict] = field(default_factory=list)  # OpenAI-shaped calls the reply made
-    completion_tokens: int = 0  # tokens generated
+    completion_tokens: int = 0  # tokens generated (the end-of-turn token included, as the server's usage counts)
     seconds: float = 0.0  # wall time of the request (prompt processing included)
-
-
-def split_tool_calls(text: str, tool_names: list[str] | None = None) -> tuple[str, list[dict]]:
-    """(text without tool-call markup, OpenAI tool_calls) from a raw model reply.
-
-    The project's hermes parser (the format `tools.render` teaches) reads the
-    calls; a call whose JSON cannot be read is dropped, as the server drops
-    it, so it counts as a missing call. With `tool_names` (what the server
-    passes), a call to another name is dropped too; without, it is kept, so
-    schema validity can count it as a call to an unknown tool.
-    """
-    from ..tools.formats import HERMES
-
-    parsed = HERMES.parse(text, tool_names=tool_names)
-    return parsed.content, [call.to_openai() for call in parsed.calls]
 
 
 def check_adapter(adapter: str | Path) -> Path:
@@ -83,76 +64,31 @@ def peft_scorer(model, tokenizer, adapter: str | Path | None):
         wrapped.unload()
 
 
-class LocalGenerator:
-    """Generate with the engine in this process (greedy unless the config samples)."""
+class ChatGenerator:
+    """Replies from a chat model (in-process or over HTTP), greedy unless the sampling says otherwise."""
 
-    backend = "in-process (engine)"
-
-    def __init__(self, engine, sampling: SamplingConfig, adapter: str | None = None, constrain: bool = False):
-        self.engine = engine  # an inference.engine.Engine
+    def __init__(self, model, sampling: SamplingConfig, adapter: str | None = None, constrain: bool = True):
+        self.model = model  # a chat.ChatModel
+        self.backend = model.backend
         self.sampling = sampling.validate()
-        self.adapter = adapter  # the name of a LoRA adapter loaded in the engine, or None for the base model
-        self.constrain = constrain  # apply the server's "auto" tool grammar when tools are offered
+        self.adapter = adapter  # a LoRA adapter loaded in the engine (or the served model's name), None for the base model
+        self.constrain = constrain  # apply the server's "auto" tool grammar when tools are offered (always so over HTTP)
 
     def __call__(self, messages: list[dict], tools: list[dict] | None = None) -> Generation:
         return self.batch([(messages, tools)])[0]
 
     def batch(self, items: list[tuple[list[dict], list[dict] | None]], on_done=None) -> list[Generation]:
-        """Several prompts decoded together by continuous batching (the seconds are shared out evenly).
+        """Several prompts at once (in-process: decoded together by continuous batching; greedy
+        replies equal one-at-a-time replies). `on_done(n)` is called as the first n replies are in.
+        A prompt the model refuses (the server's 400) stops the run with its reason."""
+        from ..chat import ChatRequest
 
-        Greedy replies equal the one-at-a-time replies: the engine's batched
-        decode is tested token for token against transformers' `generate`.
-        `on_done(n)` is called as the first n replies are in.
-        """
-        from ..tools.constrain import tool_call_grammar
-
-        each = [{"tools": tools, "grammar": tool_call_grammar(tools, "auto") if (self.constrain and tools) else None} for _, tools in items]
-        start = time.perf_counter()
-        results = self.engine.generate_many([messages for messages, _ in items], self.sampling, adapter=self.adapter, each=each,
-                                            on_result=(lambda index, _result: on_done(index + 1)) if on_done else None)
-        seconds = (time.perf_counter() - start) / len(items)
+        requests = [ChatRequest(messages, tools=tools or None, tool_choice="auto" if tools else None, sampling=self.sampling,
+                                model=self.adapter, constrain=self.constrain) for messages, tools in items]
         out = []
-        for (_, tools), result in zip(items, results):
-            names = [t["function"]["name"] for t in tools] if (tools and self.constrain) else None
-            text, calls = split_tool_calls(result.text, names) if tools else (result.text, [])
-            # The stop token (end of turn) is not counted: it is not text.
-            tokens = result.usage.completion_tokens - (result.finish_reason == "stop" and result.token_ids[-1:] and result.token_ids[-1] in self.engine.stop_ids)
-            out.append(Generation(text=text.strip(), tool_calls=calls, completion_tokens=int(tokens), seconds=seconds))
+        for reply in self.model.chat_many(requests, on_done=on_done):
+            if reply.error:
+                raise UserError(f"the model refused a prompt: {reply.error}")
+            out.append(Generation(text=reply.content.strip(), tool_calls=reply.tool_calls, completion_tokens=reply.completion_tokens,
+                                  seconds=reply.seconds))
         return out
-
-
-class OpenAIGenerator:
-    """Generate through an OpenAI-compatible endpoint with the official client."""
-
-    backend = "OpenAI-compatible endpoint"
-
-    def __init__(self, base_url: str, model: str, sampling: SamplingConfig, api_key: str | None = None, timeout: float = 300.0):
-        from openai import OpenAI
-
-        self.base_url = base_url
-        self.model = model  # the name the server knows the model (or adapter) by
-        self.sampling = sampling.validate()
-        self.client = OpenAI(base_url=base_url, api_key=api_key or "not-needed", timeout=timeout, max_retries=0)
-
-    def __call__(self, messages: list[dict], tools: list[dict] | None = None) -> Generation:
-        import openai
-
-        kwargs = {"model": self.model, "messages": messages, "max_tokens": self.sampling.max_new_tokens, "temperature": self.sampling.temperature}
-        if not self.sampling.greedy:
-            kwargs["top_p"] = self.sampling.top_p
-        if self.sampling.seed is not None:
-            kwargs["seed"] = self.sampling.seed
-        if tools:
-            kwargs["tools"] = tools
-        start = time.perf_counter()
-        try:
-            response = self.client.chat.completions.create(**kwargs)
-        except openai.APIConnectionError as exc:
-            raise UserError(f"could not reach {self.base_url}: {exc}; is the server running (llm-deeper serve)?") from exc
-        except openai.APIStatusError as exc:
-            raise UserError(f"{self.base_url} answered {exc.status_code}: {exc.message}") from exc
-        seconds = time.perf_counter() - start
-        message = response.choices[0].message
-        calls = [call.model_dump(exclude_none=True) for call in message.tool_calls or []]
-        tokens = response.usage.completion_tokens if response.usage else 0
-        return Generation(text=(message.content or "").strip(), tool_calls=calls, completion_tokens=tokens, seconds=seconds)

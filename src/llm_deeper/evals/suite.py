@@ -28,9 +28,10 @@ def sampling(config: EvalConfig) -> SamplingConfig:
 def local_run(engine, examples: list[EvalExample], config: EvalConfig, label: str, adapter: str | None = None,
               data: str | Path | None = None, on_progress: Progress = lambda *_: None) -> EvalRun:
     """Evaluate the engine's base model, or its LoRA adapter named `adapter`, in this process."""
-    from .generate import LocalGenerator, peft_scorer
+    from ..chat.engine_model import EngineChatModel
+    from .generate import ChatGenerator, peft_scorer
 
-    generator = LocalGenerator(engine, sampling(config), adapter=adapter, constrain=config.constrain)
+    generator = ChatGenerator(EngineChatModel(engine), sampling(config), adapter=adapter, constrain=config.constrain)
     folder = engine.adapters[adapter].folder if adapter else None
     info = {"label": label, "model": engine.loaded.ref.display_name, "adapter": str(folder) if folder else None,
             "backend": generator.backend + (", server's tool grammar" if config.constrain else ", unconstrained"), "data": str(data) if data else None}
@@ -44,9 +45,10 @@ def local_run(engine, examples: list[EvalExample], config: EvalConfig, label: st
 def remote_run(base_url: str, model_name: str, examples: list[EvalExample], config: EvalConfig, label: str, api_key: str | None = None,
                data: str | Path | None = None, on_progress: Progress = lambda *_: None) -> EvalRun:
     """Evaluate whatever an OpenAI-compatible server serves under `model_name`."""
-    from .generate import OpenAIGenerator
+    from ..chat.openai_model import OpenAIChatModel
+    from .generate import ChatGenerator
 
-    generator = OpenAIGenerator(base_url, model_name, sampling(config), api_key=api_key)
+    generator = ChatGenerator(OpenAIChatModel(base_url, model_name, api_key=api_key), sampling(config))
     info = {"label": label, "model": model_name, "backend": generator.backend, "base_url": base_url, "data": str(data) if data else None}
     return run_eval(examples, config, generator=generator, scorer=None, info=info, on_progress=on_progress)
 

@@ -1,14 +1,16 @@
 """Does the model call the right tool? A quick held-out probe used before and after fine-tuning.
 
 For each held-out conversation that expects a tool, the prompt is everything
-before the first assistant turn (tool prompt + user question), rendered by
-`chat_format` as the server renders it; the engine answers greedily; the answer
-counts when the hermes parser finds complete tool calls that name the expected
-tools (`evals.tool_use`'s tool selection).
+before the first assistant turn (tool prompt + user question); the chat layer
+renders and parses it as the server does, the engine answers greedily and
+unconstrained (what the model learned); the answer counts when it holds
+complete tool calls that name the expected tools (`evals.tool_use`'s tool
+selection).
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 from ..data.sft import ChatExample
@@ -62,21 +64,30 @@ def tool_call_probe(engine, examples: list[ChatExample], limit: int | None = Non
     "Right tool" is `evals.tool_use`'s tool selection (the same tool names as the data's
     first assistant turn), the one definition the evals use too.
     """
+    from ..chat import ChatRequest
+    from ..chat.engine_model import EngineChatModel
     from ..evals.tool_use import tool_scores
     from ..inference.sampling import SamplingConfig
-    from ..tools.formats import HERMES
     from ..tools.render import CALL_END
 
     cases = [e for e in examples if expected_tool(e)][:limit]
     result = ProbeResult(prompts=len(cases), parseable=0, right_tool=0)
-    # A call is complete at its end marker; nothing after it matters here.
+    # A call is complete at its end marker; nothing after it matters here (the stop string cuts the marker off,
+    # so the call comes back as cut, with its whole arguments object when it was complete).
     config = SamplingConfig(max_new_tokens=max_new_tokens, temperature=0.0, stop=(CALL_END,))
-    replies = engine.generate_many([prompt_messages(e) for e in cases], config, adapter=adapter, each=[{"tools": e.tools} for e in cases])
-    for example, reply in zip(cases, replies):
-        answer = reply.text + (reply.stop_string or "")  # keep the end marker the stop string cut
-        calls = HERMES.parse(answer).calls
-        called = calls[0].name if calls else None
+    requests = [ChatRequest(prompt_messages(e), tools=e.tools, tool_choice="auto", sampling=config, model=adapter, constrain=False) for e in cases]
+    for example, reply in zip(cases, EngineChatModel(engine).chat_many(requests)):
+        calls = [c for c in reply.tool_calls if _is_object(c["function"]["arguments"])]
+        called = calls[0]["function"]["name"] if calls else None
         result.parseable += bool(calls)
-        result.right_tool += tool_scores([c.to_openai() for c in calls], expected_calls(example))["tool_selection"][0] == 1.0
-        result.samples.append({"prompt": prompt_messages(example)[-1]["content"], "expected": expected_tool(example), "called": called, "answer": answer})
+        result.right_tool += tool_scores(calls, expected_calls(example))["tool_selection"][0] == 1.0
+        result.samples.append({"prompt": prompt_messages(example)[-1]["content"], "expected": expected_tool(example), "called": called, "answer": reply.text})
     return result
+
+
+def _is_object(text: str) -> bool:
+    """The arguments text is a whole JSON object (a call the length limit cut is not)."""
+    try:
+        return isinstance(json.loads(text), dict)
+    except json.JSONDecodeError:
+        return False

@@ -1,24 +1,34 @@
-"""Grammar-constrained decoding with xgrammar, one matcher per request.
+"""Grammar-constrained decoding with xgrammar: one constraint value, one compile path, one matcher per request.
 
-At each decode step a request with a constraint gets a token bitmask (which
-tokens keep the output inside the grammar), its logits outside the mask are
-set to -inf, and the chosen token advances its matcher. The batch is shared:
-constrained and free requests decode side by side.
+A request constrains its reply in at most one way, stated as a `Constraint`
+carried in its sampling settings: any JSON (`response_format: json_object`),
+JSON matching a schema (`json_schema`), or tool calls in the hermes format
+(`tools` + `tool_choice`: required, auto or one named tool), with their caps.
+`GrammarCache.compile` turns it into a compiled grammar for the engine's
+tokenizer; at each decode step the request's `GrammarState` masks the logits
+of tokens that would leave the grammar, and the chosen token advances it. The
+batch is shared: constrained and free requests decode side by side.
 
-Grammars come from a JSON schema (`response_format: json_schema`), plain JSON
-(`json_object`), or an already-built xgrammar grammar / structural tag (the
-tool-call constraints of `llm_deeper.tools.constrain`). JSON is compiled
-compact (no free whitespace): pretty-printed JSON only costs tokens.
-Compiled grammars are cached per (tokenizer, schema).
+JSON is compiled compact (no free whitespace): pretty-printed JSON only costs
+tokens. A schema is checked before it is compiled (size, property count,
+depth, every keyword the builder reads), compiled outside the cache's lock
+with a deadline, and the compiled grammars are kept in a bounded LRU.
 """
 
 from __future__ import annotations
 
+import collections
 import json
+import logging
 import threading
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import UserError
+
+log = logging.getLogger("llm_deeper.inference")
 
 # Tool-call arguments: the longest string a call may write when its schema sets no
 # maxLength. Measured: BFCL v4's possible answers (4,970 strings in simple_python,
@@ -32,29 +42,182 @@ STRING_MAX_LENGTH = 128
 # Likewise for arrays without maxItems: BFCL's longest answer list has 8 items, ours 1;
 # a model repeating the same item cannot go past this many.
 ARRAY_MAX_ITEMS = 32
+# Calls in one reply under tool_choice "required" with parallel calls: BFCL v4's
+# parallel answers have at most 8; the default model, allowed any number, went
+# set_timer, send_email, set_timer, ... until max_tokens (issue 16).
+MAX_CALLS = 8
+
+# What one constraint's schemas may hold (issue 26). Compile time grows faster than
+# the property count: 500 optional properties compiled in 0.1 s, 1,000 in 1.1 s,
+# 2,000 in 52 s (259- and 96-token vocabularies, 2 cores), holding a preparation
+# thread. BFCL's largest tool has 14 properties; OpenAI allows 5,000 in all.
+MAX_SCHEMA_BYTES = 64 * 1024  # all schemas of one constraint, as compact JSON
+MAX_PROPERTIES = 500  # object properties, counted over every schema of the constraint
+MAX_DEPTH = 16  # nested sub-schemas (OpenAI allows 10 levels of objects; each adds ~2 here)
+COMPILE_DEADLINE_S = 10.0  # past this a request gets a 400; the compile finishes in the background
+CACHE_ENTRIES = 256  # compiled grammars kept (least recently used goes first)
+CACHE_BYTES = 256 << 20  # ... and at most this much memory (a 1,000-property schema compiles to ~3 MB)
+
+# Keywords whose value is a sub-schema, a list of them, or a name → sub-schema map:
+# the only places a schema walk descends (a key like "x" in {"type": "object", "x": {...}}
+# is not a schema, and the grammar builder must not read it as one).
+SCHEMA_VALUED = ("items", "additionalProperties", "not", "if", "then", "else", "contains", "propertyNames",
+                 "unevaluatedItems", "unevaluatedProperties", "additionalItems")
+SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
+SCHEMA_MAPS = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
+
+
+# ── the constraint value ─────────────────────────────────────────────────────
+
+@dataclass(frozen=True)
+class Constraint:
+    """What a reply must look like; hashable, so it is also the compiled grammar's cache key.
+
+    Build one with `json_object()`, `json_schema(schema)` or `tool_calls(...)`;
+    they check the schemas, so a bad one fails before any compile.
+    """
+
+    kind: str  # "json" (any JSON), "json_schema" or "tool_calls"
+    schema: str = ""  # json_schema: the schema as canonical JSON text
+    tools: tuple[tuple[str, str], ...] = ()  # tool_calls: (name, parameters as compact JSON text), the callable tools
+    mode: str = "required"  # tool_calls: "required" (only calls) or "auto" (free text; a started call is held to the schemas)
+    parallel: bool = True  # tool_calls: more than one call per reply
+    max_calls: int = MAX_CALLS  # tool_calls: at most this many per reply (required + parallel)
+
+    @classmethod
+    def json_object(cls) -> "Constraint":
+        return cls("json")
+
+    @classmethod
+    def json_schema(cls, schema: dict, where: str = "response_format.json_schema.schema") -> "Constraint":
+        """Compact JSON matching `schema`; a bad schema is a UserError naming `where` and the field."""
+        if not isinstance(schema, dict):
+            raise UserError(f"{where} must be a JSON schema object, got {type(schema).__name__}")
+        check_schemas([(where, schema)])
+        return cls("json_schema", schema=_canonical(schema))
+
+    @classmethod
+    def tool_calls(cls, tools: dict[str, dict], mode: str = "required", parallel: bool = True, max_calls: int = MAX_CALLS,
+                   where: dict[str, str] | None = None) -> "Constraint":
+        """Calls to `tools` (name → parameters schema, in order); a bad schema is a UserError naming the field
+        (`where`: name → where its schema sits in the request, e.g. "tools[2].function.parameters")."""
+        if mode not in ("required", "auto"):
+            raise UserError(f"a tool-call constraint is 'required' or 'auto', got {mode!r}")
+        if not tools:
+            raise UserError("tools: a tool-call constraint needs at least one tool")
+        where = where or {}
+        check_schemas([(where.get(name, f"tools[{name}].parameters"), parameters) for name, parameters in tools.items()])
+        return cls("tool_calls", tools=tuple((name, _canonical(p, sort_keys=False)) for name, p in tools.items()), mode=mode,
+                   parallel=parallel, max_calls=max_calls)
+
+    @property
+    def tool_names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.tools)
+
+
+def _canonical(schema: dict, sort_keys: bool = True) -> str:
+    """Compact JSON text. Tool arguments keep their key order: xgrammar writes properties in schema order,
+    and the order a tool lists its parameters in is the order the model reads and writes them."""
+    return json.dumps(schema, sort_keys=sort_keys, separators=(",", ":"), ensure_ascii=False)
+
+
+# ── checks before compiling ──────────────────────────────────────────────────
+
+def check_schemas(schemas: list[tuple[str, dict]]) -> None:
+    """Size, property count, depth and every keyword the grammar builder reads; UserError naming the field.
+
+    The JSON Schema meta-schema checks keyword types where they are keywords
+    (`"minLength": "abc"` inside `properties`); the walk here covers the same
+    keywords wherever the builder reads them, and refuses a sub-schema that is
+    not an object.
+    """
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import SchemaError
+
+    size = sum(len(_canonical(schema)) for _, schema in schemas)
+    if size > MAX_SCHEMA_BYTES:
+        raise UserError(f"{schemas[0][0].split('[')[0].split('.')[0]}: the schemas take {size:,} bytes as JSON; this server compiles at most "
+                        f"{MAX_SCHEMA_BYTES:,} (a larger grammar takes too long to build)")
+    properties = 0
+    for where, schema in schemas:
+        try:
+            Draft202012Validator.check_schema(schema)
+        except SchemaError as exc:
+            path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in exc.path)
+            raise UserError(f"{where}{path} is not a valid JSON schema: {exc.message}") from None
+        properties += _walk(schema, where, 0)
+        if properties > MAX_PROPERTIES:
+            raise UserError(f"{where}: the schemas declare more than {MAX_PROPERTIES} properties in all; this server compiles at most "
+                            f"{MAX_PROPERTIES} (compile time grows faster than the count)")
+
+
+_COUNTS = ("minLength", "maxLength", "minItems", "maxItems", "minProperties", "maxProperties")
+_NUMBERS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf")
+
+
+def _walk(node, where: str, depth: int) -> int:
+    """Check one sub-schema and those below it; the number of properties it declares."""
+    if isinstance(node, bool):
+        return 0
+    if not isinstance(node, dict):
+        raise UserError(f"{where} must be a JSON schema object, got {type(node).__name__}")
+    if depth > MAX_DEPTH:
+        raise UserError(f"{where}: the schema nests deeper than {MAX_DEPTH} levels; this server compiles at most {MAX_DEPTH}")
+    for key in _COUNTS:
+        value = node.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            raise UserError(f"{where}.{key} must be a non-negative integer, got {value!r}")
+    for key in _NUMBERS:
+        value = node.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise UserError(f"{where}.{key} must be a number, got {value!r}")
+    for key in ("pattern", "format"):
+        if key in node and not isinstance(node[key], str):
+            raise UserError(f"{where}.{key} must be a string, got {node[key]!r}")
+    types = node.get("type")
+    for name in types if isinstance(types, list) else [types] if types is not None else []:
+        if name not in ("string", "number", "integer", "boolean", "object", "array", "null"):
+            raise UserError(f"{where}.type must name JSON types, got {types!r}")
+    count = 0
+    for key in SCHEMA_VALUED:
+        if key in node:
+            count += _walk(node[key], f"{where}.{key}", depth + 1)
+    for key in SCHEMA_LISTS:
+        if key in node:
+            if not isinstance(node[key], list):
+                raise UserError(f"{where}.{key} must be a list of schemas")
+            count += sum(_walk(sub, f"{where}.{key}[{i}]", depth + 1) for i, sub in enumerate(node[key]))
+    for key in SCHEMA_MAPS:
+        if key in node:
+            if not isinstance(node[key], dict):
+                raise UserError(f"{where}.{key} must be an object of schemas")
+            if key == "properties":
+                count += len(node[key])
+            count += sum(_walk(sub, f"{where}.{key}.{name}", depth + 1) for name, sub in node[key].items())
+    return count
 
 
 def bounded_schema(schema, max_length: int = STRING_MAX_LENGTH, max_items: int = ARRAY_MAX_ITEMS):
-    """A copy of a JSON schema whose free strings and arrays have an upper bound.
+    """A copy of a (checked) JSON schema whose free strings and arrays have an upper bound.
 
     Strings with their own maxLength, enum, const, pattern or format keep them
     (those already end); every other string gets `maxLength: max_length`, every
     array without maxItems gets `maxItems: max_items`. Used for tool-call
     arguments (values copied from the user's words), not for `response_format`,
-    whose strings may rightly be long prose.
+    whose strings may rightly be long prose. Only schema keywords are walked.
     """
-    if isinstance(schema, list):
-        return [bounded_schema(item, max_length, max_items) for item in schema]
     if not isinstance(schema, dict):
         return schema
-    out = {}
-    for key, value in schema.items():
-        if key in ("enum", "const", "default", "examples", "required"):
-            out[key] = value  # values, not schemas
-        elif key in ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas"):
-            out[key] = {name: bounded_schema(sub, max_length, max_items) for name, sub in value.items()} if isinstance(value, dict) else value
-        else:
-            out[key] = bounded_schema(value, max_length, max_items)
+    out = dict(schema)
+    for key in SCHEMA_VALUED:
+        if key in out:
+            out[key] = bounded_schema(out[key], max_length, max_items)
+    for key in SCHEMA_LISTS:
+        if isinstance(out.get(key), list):
+            out[key] = [bounded_schema(sub, max_length, max_items) for sub in out[key]]
+    for key in SCHEMA_MAPS:
+        if isinstance(out.get(key), dict):
+            out[key] = {name: bounded_schema(sub, max_length, max_items) for name, sub in out[key].items()}
     types = out.get("type")
     types = set(types) if isinstance(types, list) else {types}
     if "string" in types and not ({"maxLength", "enum", "const", "pattern", "format"} & set(out)):
@@ -64,105 +227,179 @@ def bounded_schema(schema, max_length: int = STRING_MAX_LENGTH, max_items: int =
     return out
 
 
-# Calls in one reply under tool_choice "required" with parallel calls: BFCL v4's
-# parallel answers have at most 8; the default model, allowed any number, went
-# set_timer, send_email, set_timer, ... until max_tokens (issue 16).
-MAX_CALLS = 8
+# ── the grammar a constraint stands for ──────────────────────────────────────
+
+def arguments_ebnf(schema: dict, bounded: bool = False) -> str:
+    """EBNF (xgrammar dialect) of compact JSON that matches `schema` (free strings and arrays bounded when asked)."""
+    import xgrammar as xgr
+
+    schema = bounded_schema(schema) if bounded else schema
+    return str(xgr.Grammar.from_json_schema(json.dumps(schema), any_whitespace=False, separators=(",", ":"), strict_mode=True))
 
 
-def bounded_calls(structural_tag: dict, max_calls: int = MAX_CALLS) -> dict:
-    """A tool-call structural tag whose "one or more calls" (tags_with_separator) allows at most `max_calls`.
+def structural_tag(constraint: Constraint) -> dict:
+    """A tool-call constraint as an xgrammar structural tag (its own JSON format).
 
-    Other formats (one call, or "auto"'s triggered tags) are returned as they are.
+    required: the reply is one call, or (parallel) 1..max_calls calls one per
+    line; auto: free text until `<tool_call>`, then a call held to the schemas.
     """
-    fmt = structural_tag.get("format", {})
-    if fmt.get("type") != "tags_with_separator" or fmt.get("stop_after_first"):
-        return structural_tag
-    one = {"type": "or", "elements": fmt["tags"]}
-    more = {"type": "sequence", "elements": [{"type": "const_string", "value": fmt["separator"]}, one]}
-    rest = {"type": "repeat", "min": 0, "max": max_calls - 1, "content": more}
-    first = one if fmt.get("at_least_one") else {"type": "optional", "content": one}
-    return {**structural_tag, "format": {"type": "sequence", "elements": [first, rest]}}
+    from ..tools.render import CALL_END, CALL_SEPARATOR, CALL_START
+
+    tags = [{"type": "tag", "begin": CALL_START + '{"name":' + json.dumps(name, ensure_ascii=False) + ',"arguments":',
+             "content": {"type": "grammar", "grammar": arguments_ebnf(json.loads(parameters), bounded=True)},
+             "end": "}" + CALL_END} for name, parameters in constraint.tools]
+    if constraint.mode == "auto":
+        fmt = {"type": "triggered_tags", "triggers": [CALL_START], "tags": tags, "at_least_one": False,
+               "stop_after_first": not constraint.parallel}
+    elif not constraint.parallel:
+        fmt = {"type": "tags_with_separator", "tags": tags, "separator": CALL_SEPARATOR, "at_least_one": True, "stop_after_first": True}
+    else:  # one call, then up to max_calls - 1 more, each after the separator
+        one = {"type": "or", "elements": tags}
+        more = {"type": "sequence", "elements": [{"type": "const_string", "value": CALL_SEPARATOR}, one]}
+        fmt = {"type": "sequence", "elements": [one, {"type": "repeat", "min": 0, "max": constraint.max_calls - 1, "content": more}]}
+    return {"type": "structural_tag", "format": fmt}
 
 
-_COMPILERS: dict[int, "GrammarCache"] = {}
-_LOCK = threading.Lock()
+def ebnf(constraint: Constraint) -> str:
+    """The grammar as EBNF text (what the lessons show)."""
+    import xgrammar as xgr
+
+    if constraint.kind == "tool_calls":
+        return str(xgr.Grammar.from_structural_tag(json.dumps(structural_tag(constraint))))
+    if constraint.kind == "json_schema":
+        return arguments_ebnf(json.loads(constraint.schema))
+    return str(xgr.Grammar.builtin_json_grammar())
+
+
+# ── compiling, cached ────────────────────────────────────────────────────────
+
+_CACHES: dict[int, "GrammarCache"] = {}
+_CACHES_LOCK = threading.Lock()
 
 
 class GrammarCache:
-    """Compiles grammars for one tokenizer and remembers them."""
+    """Compiles constraints for one tokenizer and remembers the most recently used."""
 
-    def __init__(self, tokenizer, vocab_size: int):
+    def __init__(self, tokenizer, vocab_size: int, deadline_s: float = COMPILE_DEADLINE_S,
+                 max_entries: int = CACHE_ENTRIES, max_bytes: int = CACHE_BYTES):
         import xgrammar as xgr
 
         self.vocab_size = vocab_size
         self.info = xgr.TokenizerInfo.from_huggingface(tokenizer, vocab_size=vocab_size)
-        self.compiler = xgr.GrammarCompiler(self.info, max_threads=1)
-        self._compiled: dict[str, Any] = {}
-        self._lock = threading.Lock()
+        self.compiler = xgr.GrammarCompiler(self.info, max_threads=1, cache_enabled=False)  # our LRU is the cache
+        self.token_bytes: list[bytes] = self.info.decoded_vocab  # each token's bytes (the repeat guard reads calls with them)
+        self.deadline_s, self.max_entries, self.max_bytes = deadline_s, max_entries, max_bytes
+        self._compiled: collections.OrderedDict[Constraint, Any] = collections.OrderedDict()
+        self._bytes = 0
+        self._building: dict[Constraint, Future] = {}  # compiles under way (a second request for one waits for it)
+        self._lock = threading.Lock()  # guards the two dicts only: compiling happens outside it
 
-    def json_schema(self, schema: dict | str):
-        """A compiled grammar for JSON matching `schema` (compact separators)."""
-        import xgrammar as xgr
-
-        text = schema if isinstance(schema, str) else json.dumps(schema, sort_keys=True)
-        return self._get("schema:" + text, lambda: self.compiler.compile_json_schema(text, any_whitespace=False, separators=(",", ":"), strict_mode=True), xgr)
-
-    def json_object(self):
-        """Any JSON object or value (OpenAI's `json_object` mode)."""
-        import xgrammar as xgr
-
-        return self._get("json", self.compiler.compile_builtin_json_grammar, xgr)
-
-    def grammar(self, grammar):
-        """An xgrammar `Grammar`, `StructuralTag`, EBNF text or compiled grammar."""
-        import xgrammar as xgr
-
-        if isinstance(grammar, xgr.CompiledGrammar):
-            return grammar
-        if hasattr(grammar, "structural_tag") and hasattr(grammar, "compile"):  # tools.constrain.ToolGrammar
-            tag = json.dumps(bounded_calls(grammar.structural_tag), sort_keys=True)
-            return self._get("tag:" + tag, lambda: self.compiler.compile_structural_tag(tag), xgr)
-        if isinstance(grammar, xgr.Grammar):
-            return self._get("grammar:" + str(grammar), lambda: self.compiler.compile_grammar(grammar), xgr)
-        if isinstance(grammar, (xgr.StructuralTag, dict)):  # an xgrammar structural tag (object or its JSON dict)
-            text = grammar.model_dump_json() if isinstance(grammar, xgr.StructuralTag) else json.dumps(grammar, sort_keys=True)
-            return self._get("tag:" + text, lambda: self.compiler.compile_structural_tag(text), xgr)
-        if isinstance(grammar, str):
-            return self._get("ebnf:" + grammar, lambda: self.compiler.compile_grammar(grammar), xgr)
-        raise UserError(f"cannot build a grammar from {type(grammar).__name__}")
-
-    def _get(self, key: str, build, xgr):
+    def compile(self, constraint: Constraint):
+        """The compiled grammar; UserError when xgrammar refuses it or it takes longer than the deadline."""
         with self._lock:
-            if key not in self._compiled:
-                try:
-                    self._compiled[key] = build()
-                except Exception as exc:  # xgrammar raises several types for a schema it cannot compile
-                    raise UserError(f"invalid grammar or JSON schema: {str(exc).strip().splitlines()[0]}") from exc
-            return self._compiled[key]
+            if constraint in self._compiled:
+                self._compiled.move_to_end(constraint)
+                return self._compiled[constraint]
+            future = self._building.get(constraint)
+            if future is None:
+                future = self._building[constraint] = Future()
+                threading.Thread(target=self._build, args=(constraint, future), name="llm-deeper-grammar", daemon=True).start()
+        try:
+            return future.result(timeout=self.deadline_s)
+        except FutureTimeout:
+            raise UserError(f"the grammar for this schema took longer than {self.deadline_s:g} s to build; "
+                            f"use fewer optional properties or a simpler schema") from None
 
-    def constraint(self, compiled) -> "Constraint":
-        return Constraint(compiled, self.vocab_size)
+    def _build(self, constraint: Constraint, future: Future) -> None:
+        """Compile in a thread of its own (xgrammar releases the GIL), then publish and evict."""
+        try:
+            compiled = self._xgrammar_compile(constraint)
+        except Exception as exc:  # xgrammar raises several types for a grammar it cannot build
+            log.info("grammar compile failed: %s", exc)
+            error = UserError(f"invalid grammar or JSON schema: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}")
+            with self._lock:
+                self._building.pop(constraint, None)
+            future.set_exception(error)
+            return
+        size = int(getattr(compiled, "memory_size_bytes", 0))
+        with self._lock:
+            self._building.pop(constraint, None)
+            self._compiled[constraint] = compiled
+            self._bytes += size
+            while len(self._compiled) > self.max_entries or (self._bytes > self.max_bytes and len(self._compiled) > 1):
+                _, old = self._compiled.popitem(last=False)
+                self._bytes -= int(getattr(old, "memory_size_bytes", 0))
+        future.set_result(compiled)
+
+    def _xgrammar_compile(self, constraint: Constraint):
+        if constraint.kind == "json":
+            return self.compiler.compile_builtin_json_grammar()
+        if constraint.kind == "json_schema":
+            return self.compiler.compile_json_schema(constraint.schema, any_whitespace=False, separators=(",", ":"), strict_mode=True)
+        return self.compiler.compile_structural_tag(json.dumps(structural_tag(constraint)))
+
+    def __len__(self) -> int:
+        return len(self._compiled)
+
+    def state(self, constraint: Constraint) -> "GrammarState":
+        """A fresh matcher for one request (compiles, or takes the cached grammar)."""
+        guard = None
+        if constraint.kind == "tool_calls":
+            from ..tools.render import CALL_END, CALL_START
+
+            guard = RepeatGuard(self.token_bytes, CALL_START.encode(), CALL_END.encode())
+        return GrammarState(self.compile(constraint), self.vocab_size, guard)
 
 
 def grammar_cache(tokenizer, vocab_size: int) -> GrammarCache:
     """The shared cache for this tokenizer (building TokenizerInfo takes a moment)."""
-    with _LOCK:
+    with _CACHES_LOCK:
         key = id(tokenizer)
-        if key not in _COMPILERS:
-            _COMPILERS[key] = GrammarCache(tokenizer, vocab_size)
-        return _COMPILERS[key]
+        if key not in _CACHES:
+            _CACHES[key] = GrammarCache(tokenizer, vocab_size)
+        return _CACHES[key]
 
 
-class Constraint:
+# ── one request's live state ─────────────────────────────────────────────────
+
+class RepeatGuard:
+    """Ends a tool-call reply where it has just repeated a call it already made (same name and arguments).
+
+    Issue 23: under `required` the default model wrote the same call 2-4 times
+    until max_tokens. The grammar writes calls compactly with a fixed key order,
+    so the same call is the same text; the chat layer drops the repeat itself.
+    """
+
+    def __init__(self, token_bytes: list[bytes], start: bytes, end: bytes):
+        self.token_bytes, self.start, self.end = token_bytes, start, end
+        self.text = bytearray()
+        self.calls: set[bytes] = set()
+        self.repeated = False
+
+    def add(self, token_id: int) -> None:
+        if token_id >= len(self.token_bytes):
+            return
+        self.text += self.token_bytes[token_id]
+        if not self.text.endswith(self.end):
+            return
+        begin = self.text.rfind(self.start)
+        if begin < 0:
+            return
+        call = bytes(self.text[begin:])
+        self.repeated = call in self.calls
+        self.calls.add(call)
+
+
+class GrammarState:
     """The live state of one request's grammar."""
 
-    def __init__(self, compiled, vocab_size: int):
+    def __init__(self, compiled, vocab_size: int, guard: RepeatGuard | None = None):
         import xgrammar as xgr
 
         self.matcher = xgr.GrammarMatcher(compiled)
         self.bitmask = xgr.allocate_token_bitmask(1, vocab_size)
         self.vocab_size = vocab_size
+        self.guard = guard
 
     def mask(self, logits) -> None:
         """Set the logits of tokens the grammar forbids to -inf (in place, one row)."""
@@ -173,9 +410,11 @@ class Constraint:
 
     def accept(self, token_id: int) -> bool:
         """Advance the grammar; False when the token was not allowed."""
+        if self.guard is not None:
+            self.guard.add(token_id)
         return bool(self.matcher.accept_token(token_id))
 
     @property
     def done(self) -> bool:
-        """The grammar reached its end (only a stop token may follow)."""
-        return bool(self.matcher.is_terminated())
+        """The grammar reached its end (only a stop token may follow), or the reply just repeated a call."""
+        return bool(self.matcher.is_terminated()) or (self.guard is not None and self.guard.repeated)

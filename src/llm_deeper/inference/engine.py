@@ -291,29 +291,26 @@ class Engine:
             return prompt_ids(self.tokenizer, prompt, tools)
         raise UserError("the prompt must be a non-empty string, list of token ids or list of chat messages")
 
-    def constraint(self, grammar):
-        """A fresh grammar state for one request: `grammar` is a tools.constrain.ToolGrammar,
-        a JSON schema dict, an xgrammar Grammar / StructuralTag, EBNF text or a compiled grammar."""
+    @property
+    def grammars(self):
+        """The grammar cache for this engine's tokenizer (`inference.constrained.GrammarCache`)."""
         from .constrained import grammar_cache
 
-        cache = grammar_cache(self.tokenizer, self.vocab_size)
-        compiled = cache.json_schema(grammar) if isinstance(grammar, dict) and grammar.get("type") != "structural_tag" else cache.grammar(grammar)
-        return cache.constraint(compiled)
+        return grammar_cache(self.tokenizer, self.vocab_size)
 
     # -- submitting -----------------------------------------------------------
-    def submit(self, prompt, config: SamplingConfig, adapter: str | None = None, constraint=None, logprobs: int | None = None,
-               sink: Callable[[StreamEvent], None] | None = None, tools=None, grammar=None) -> Request:
+    def submit(self, prompt, config: SamplingConfig, adapter: str | None = None, logprobs: int | None = None,
+               sink: Callable[[StreamEvent], None] | None = None, tools=None) -> Request:
         """Queue a request; raises ContextLengthError, QueueFullError or UserError for bad input.
 
         `tools` (OpenAI tool dicts or a ToolRegistry) go into a chat prompt;
-        `grammar` constrains the reply (see `constraint`; or pass a ready `constraint`).
+        `config.constraint` holds the reply to a grammar (compiled here, or taken
+        from the cache: the server compiles it first, off its event loop).
         """
         config.validate()
         if adapter is not None and adapter not in self.adapters:
             raise UserError(f"unknown adapter {adapter!r}; loaded: {', '.join(self.adapters) or 'none'}")
         ids = self.encode(prompt, tools)
-        if grammar is not None and constraint is None:
-            constraint = self.constraint(grammar)
         if not ids:
             raise UserError("the prompt is empty")
         if len(ids) >= self.context_length:
@@ -323,6 +320,7 @@ class Engine:
         bad = [t for t in ids if not 0 <= t < self.vocab_size]
         if bad:
             raise UserError(f"token id {bad[0]} is outside the vocabulary (0..{self.vocab_size - 1})")
+        constraint = self.grammars.state(config.constraint) if config.constraint is not None else None
         request = Request(ids, config, adapter, constraint, logprobs, sink, TextTracker(self.tokenizer, config.stop))
         release_idle_threads()  # the caller's idle OpenMP helpers would slow the engine's (see openmp.py)
         with self._cv:
@@ -358,8 +356,9 @@ class Engine:
 
         Keeps at most `max_batch` + `max_queue` of them in flight (the rest wait
         here, not in the queue); `kwargs` as for `submit` apply to every prompt;
-        `each` (one dict per prompt, e.g. {"tools": ..., "grammar": ...}) adds
-        a prompt's own; `on_result(index, result)` is called as each one is in.
+        `each` (one dict per prompt, e.g. {"tools": ..., "constraint": ...}: submit's
+        keywords or sampling settings) adds a prompt's own; `on_result(index, result)`
+        is called as each one is in.
         """
         config, kwargs = _split_sampling(config, kwargs)
         per_prompt = kwargs.pop("each", None)
@@ -374,7 +373,8 @@ class Engine:
                 if len(pending) >= window:
                     results.append(pending.popleft().result())
                     on_result(len(results) - 1, results[-1])
-                pending.append(self.submit(prompt, config, **({**kwargs, **per_prompt[index]} if per_prompt is not None else kwargs)))
+                own_config, own = _split_sampling(config, {**kwargs, **per_prompt[index]}) if per_prompt is not None else (config, kwargs)
+                pending.append(self.submit(prompt, own_config, **own))
             while pending:
                 results.append(pending.popleft().result())
                 on_result(len(results) - 1, results[-1])

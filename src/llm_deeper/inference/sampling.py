@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..errors import UserError
 from .stops import check_stops
+
+if TYPE_CHECKING:
+    from .constrained import Constraint
 
 
 @dataclass(frozen=True)
@@ -23,6 +27,7 @@ class SamplingConfig:
     stop: tuple[str, ...] = ()  # stop strings: generation ends before the first one (not included in the text)
     stop_token_ids: tuple[int, ...] = ()  # extra token ids that end generation (the model's EOS ids always do)
     ignore_eos: bool = False  # keep going past EOS until max_new_tokens (benchmarks want fixed lengths)
+    constraint: "Constraint | None" = None  # the one grammar the reply is held to (JSON, a schema, tool calls), see constrained.py
 
     def validate(self) -> "SamplingConfig":
         """Raise a `UserError` naming the first bad setting and its valid range."""
@@ -45,6 +50,11 @@ class SamplingConfig:
             check_stops(self.stop)
         except ValueError as exc:
             raise UserError(str(exc)) from None
+        if self.constraint is not None:
+            from .constrained import Constraint
+
+            if not isinstance(self.constraint, Constraint):
+                raise UserError(f"the constraint must be an inference.constrained.Constraint, got {type(self.constraint).__name__}")
         return self
 
     @property

@@ -70,7 +70,8 @@ class RequestGuard:
         except Exception as exc:  # a bug: answer in the OpenAI shape instead of resetting the connection
             log.exception("unhandled error on %s", path)
             if status is None:
-                await _reply(send_counted, 500, f"internal error: {type(exc).__name__}: {exc}", code="internal_error")
+                # The detail (an exception's text can hold paths, values, internals) goes to the log only.
+                await _reply(send_counted, 500, "internal error: the server failed on this request (the detail is in its log)", code="internal_error")
             else:  # the response started (a stream): end it cleanly if it is still open
                 try:
                     await send({"type": "http.response.body", "body": b"", "more_body": False})

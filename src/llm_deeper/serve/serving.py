@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import AsyncIterator, Callable, TypeVar
@@ -21,14 +22,13 @@ from typing import AsyncIterator, Callable, TypeVar
 from fastapi import Request
 
 from ..errors import UserError
-from ..inference.constrained import grammar_cache
 from ..inference.engine import ContextLengthError, Engine, QueueFullError, StreamEvent
 from ..inference.sampling import SamplingConfig
 from .errors import APIError
-from .grammar import Grammar
 from .schemas import SamplingFields
 from .shutdown import ShutdownGate
 
+log = logging.getLogger("llm_deeper.serve")
 T = TypeVar("T")
 POLL_S = 0.25  # how often a waiting request looks at its client and the shutdown deadline
 
@@ -134,7 +134,7 @@ class Serving:
                            param=param, code="exceeds_capacity")
 
     @staticmethod
-    def sampling(body: SamplingFields, max_new: int, choice: int) -> SamplingConfig:
+    def sampling(body: SamplingFields, max_new: int, choice: int, constraint=None) -> SamplingConfig:
         seed = None if body.seed is None else (body.seed + choice) % 2**63
         config = SamplingConfig(
             max_new_tokens=max_new,
@@ -147,34 +147,38 @@ class Serving:
             presence_penalty=body.presence_penalty,
             stop=tuple(body.stop_list()),
             ignore_eos=body.ignore_eos,
+            constraint=constraint,
         )
         try:
             return config.validate()
         except UserError as exc:
             raise APIError(400, str(exc)) from None
 
-    def compile(self, grammar: Grammar, param: str):
-        """The compiled grammar (call through `off_loop`: a large schema takes a while)."""
-        try:
-            return grammar.compile(grammar_cache(self.engine.tokenizer, self.engine.vocab_size))
-        except UserError as exc:
-            raise APIError(400, str(exc), param=param) from None
-
     # -- running --------------------------------------------------------------
-    async def start(self, jobs: list[Job], grammar: Grammar | None = None, grammar_param: str = "response_format") -> "Generations":
-        """Submit every choice; on any failure cancel those already queued."""
+    async def start(self, jobs: list[Job], constraint_param: str = "response_format") -> "Generations":
+        """Submit every choice; on any failure cancel those already queued.
+
+        Submitting runs in a worker thread: it compiles the jobs' constraint (a
+        large schema takes a while; cached after the first choice).
+        """
         if self.gate.draining:
             raise APIError(503, "the server is shutting down; send the request to another instance", code="server_shutdown")
-        compiled = await self.off_loop(self.compile, grammar, grammar_param) if grammar is not None else None
-        cache = grammar_cache(self.engine.tokenizer, self.engine.vocab_size) if compiled is not None else None
         loop, queue = asyncio.get_running_loop(), asyncio.Queue()
-        requests = []
-        try:
+        requests: list = []
+
+        def submit_all() -> None:
+            constraint = jobs[0].config.constraint if jobs else None
+            if constraint is not None:
+                try:
+                    self.engine.grammars.compile(constraint)
+                except UserError as exc:
+                    raise APIError(400, str(exc), param=constraint_param) from None
             for index, job in enumerate(jobs):
-                constraint = cache.constraint(compiled) if cache is not None else None
                 sink = (lambda event, i=index: loop.call_soon_threadsafe(queue.put_nowait, (i, event)))
-                requests.append(self.engine.submit(job.prompt_ids, job.config, adapter=job.adapter, constraint=constraint,
-                                                   logprobs=job.logprobs, sink=sink))
+                requests.append(self.engine.submit(job.prompt_ids, job.config, adapter=job.adapter, logprobs=job.logprobs, sink=sink))
+
+        try:
+            await self.off_loop(submit_all)
         except BaseException as exc:
             for request in requests:
                 request.cancel()
@@ -222,7 +226,8 @@ class Generations:
                 except asyncio.TimeoutError:
                     continue
                 if event.finish_reason == "error":
-                    raise APIError(500, f"generation failed: {event.error}", code="generation_error")
+                    log.error("generation failed: %s", event.error)
+                    raise APIError(500, "generation failed (the detail is in the server's log)", code="generation_error")
                 yield index, event
                 if event.finish_reason is not None:
                     remaining -= 1

@@ -1,13 +1,10 @@
 """The agent loop: model → tool calls → executor → results → model, until an answer.
 
-A backend turns a conversation into the next assistant message (OpenAI shape,
-with `tool_calls` when the model calls tools):
-
-- `LocalBackend`: a model in this process through the engine, prompts through
-  `chat_format`, calls constrained by the tool grammar (`constrain.py`);
-- `OpenAIBackend`: any OpenAI-compatible server (`--base-url`): ours, vLLM,
-  llama.cpp;
-- `ScriptedBackend`: replies written in advance (tests, lessons).
+The model is a chat model (`llm_deeper.chat`): `EngineChatModel` (the engine in
+this process, calls constrained by the server's tool grammar) or
+`OpenAIChatModel` (any OpenAI-compatible server: ours, vLLM, llama.cpp), or
+`ScriptedBackend` (replies written in advance: tests, lessons). Each turn is
+one `ChatRequest`, so the agent sees exactly what a client of the server sees.
 
 Every step is recorded (`AgentStep`) and logged; `log_path` also writes the
 steps as JSON lines.
@@ -20,117 +17,39 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Callable
 
-from .calls import ToolCall
+from ..errors import UserError
+from ..chat import ChatModel, ChatReply, ChatRequest
+from ..inference.sampling import SamplingConfig
+from .calls import ToolCall, compact_json
 from .executor import ExecutorConfig, ToolExecutor, ToolResult
 from .registry import ToolRegistry
 
 log = logging.getLogger("llm_deeper.tools")
 
 
-class Backend(Protocol):
-    def chat(self, messages: list[dict], tools: list[dict], tool_choice, parallel_tool_calls: bool) -> dict:
-        """The next assistant message: {"role": "assistant", "content": ..., "tool_calls": [...]?}."""
-
-
-# ── backends ──────────────────────────────────────────────────────────────────
-
-class LocalBackend:
-    """A model in this process, through the engine; tool calls constrained by grammar."""
-
-    def __init__(self, engine, max_new_tokens: int = 256, temperature: float = 0.0, seed: int | None = None,
-                 on_text: Callable[[str], None] | None = None, adapter: str | None = None) -> None:
-        self.engine = engine  # an inference.engine.Engine
-        self.max_new_tokens = max_new_tokens  # per assistant turn
-        self.temperature = temperature  # 0 = greedy
-        self.seed = seed
-        self.on_text = on_text  # receives the raw text of each turn (lessons show it)
-        self.adapter = adapter  # a LoRA adapter loaded in the engine, or None for the base model
-        self.last_finish_reason = ""  # of the latest turn: "stop" or "length" (max_new_tokens cut it)
-
-    @classmethod
-    def load(cls, name: str, **kwargs) -> "LocalBackend":
-        from ..inference.engine import Engine
-
-        return cls(Engine.load(name, max_batch=1), **kwargs)
-
-    def chat(self, messages, tools, tool_choice="auto", parallel_tool_calls=True) -> dict:
-        from ..inference.sampling import SamplingConfig
-        from .constrain import tool_call_grammar
-        from .formats import HERMES
-
-        grammar = tool_call_grammar(tools, tool_choice, parallel_tool_calls) if tools else None
-        config = SamplingConfig(max_new_tokens=self.max_new_tokens, temperature=self.temperature, seed=self.seed)
-        result = self.engine.generate(messages, config, tools=tools, grammar=grammar, adapter=self.adapter)
-        text, self.last_finish_reason = result.text, result.finish_reason
-        if self.on_text:
-            self.on_text(text)
-        if grammar is None:  # tool_choice "none": whatever the model wrote is text
-            return {"role": "assistant", "content": text.strip()}
-        parsed = HERMES.parse(text, tool_names=[t["function"]["name"] for t in tools])
-        for error in parsed.errors:
-            log.info("model output: %s", error)
-        return parsed.to_openai_message()
-
-
-class OpenAIBackend:
-    """Any OpenAI-compatible chat completions endpoint."""
-
-    def __init__(self, base_url: str, model: str | None = None, api_key: str = "not-needed", max_tokens: int = 256,
-                 temperature: float = 0.0, timeout_s: float = 120.0) -> None:
-        from openai import OpenAI
-
-        self.base_url = base_url
-        self.client = OpenAI(base_url=base_url, api_key=api_key, timeout=timeout_s, max_retries=0)
-        self.model = model or self._call(lambda: self.client.models.list().data[0].id)  # the server's first model by default
-        self.max_tokens, self.temperature = max_tokens, temperature
-        self.last_finish_reason = ""  # of the latest turn, as the server said it ("length": max_tokens cut it)
-
-    def _call(self, request):
-        """Run a request; server and connection errors become one-line UserErrors."""
-        import openai
-
-        from ..errors import UserError
-
-        try:
-            return request()
-        except openai.APIStatusError as exc:
-            raise UserError(f"{self.base_url} answered HTTP {exc.status_code}: {exc.message}") from None
-        except openai.APIConnectionError as exc:
-            raise UserError(f"cannot reach {self.base_url} ({exc.__cause__ or exc}); is the server running?") from None
-
-    def chat(self, messages, tools, tool_choice="auto", parallel_tool_calls=True) -> dict:
-        kwargs = {"tools": tools, "tool_choice": tool_choice, "parallel_tool_calls": parallel_tool_calls} if tools else {}
-        response = self._call(lambda: self.client.chat.completions.create(
-            model=self.model, messages=messages, max_tokens=self.max_tokens, temperature=self.temperature, **kwargs))
-        message = response.choices[0].message
-        self.last_finish_reason = response.choices[0].finish_reason or ""
-        out: dict = {"role": "assistant", "content": message.content}
-        # A call cut by max_tokens arrives with partial arguments (finish_reason "length"): it cannot run.
-        calls = message.tool_calls if response.choices[0].finish_reason != "length" else []
-        if calls:
-            out["tool_calls"] = [{"id": c.id, "type": "function", "function": {"name": c.function.name, "arguments": c.function.arguments}}
-                                 for c in calls]
-        return out
-
-
 class ScriptedBackend:
-    """Replies written in advance, as raw model text (parsed like a real model's)."""
+    """A chat model whose replies are written in advance, as raw model text (parsed like a real model's)."""
+
+    backend = "scripted"
 
     def __init__(self, replies: list[str]) -> None:
-        self.replies = list(replies)
+        self.replies = list(replies)  # what is left to say
         self.seen: list[list[dict]] = []  # the conversation each reply answered (tests inspect it)
-        self.last_finish_reason = "stop"  # a written reply always ends
 
-    def chat(self, messages, tools, tool_choice="auto", parallel_tool_calls=True) -> dict:
-        from .formats import HERMES
+    def chat(self, request: ChatRequest) -> ChatReply:
+        from ..chat.plan import ChatPlan, finish_reason, parse_reply
 
-        self.seen.append([dict(m) for m in messages])
+        self.seen.append([dict(m) for m in request.messages])
         if not self.replies:
             raise RuntimeError("the scripted backend ran out of replies")
-        parsed = HERMES.parse(self.replies.pop(0))
-        return parsed.to_openai_message()
+        text = self.replies.pop(0)
+        message = parse_reply(ChatPlan([], None, (), True), text)
+        return ChatReply(message, finish_reason("stop", message), text=text)  # a written reply always ends
+
+    def chat_many(self, requests: list[ChatRequest], on_done=None) -> list[ChatReply]:
+        return [self.chat(r) for r in requests]
 
 
 # ── the loop ──────────────────────────────────────────────────────────────────
@@ -168,8 +87,32 @@ class AgentConfig:
     followup_tool_choice: object = "auto"  # for later turns ("none" forces an answer after the tools ran)
     parallel_tool_calls: bool = True  # allow several calls in one turn
     system: str | None = None  # system prompt (the tool prompt is added by the renderer)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)  # per turn: max_new_tokens, temperature (0: greedy), seed
+    model: str | None = None  # a LoRA adapter loaded in the engine (or the served model's name); None: the base model
     max_identical_failures: int = 3  # the same call failing this often stops the loop (a model stuck in a rut)
     max_calls_per_turn: int = 8  # calls run from one turn; the rest get an error result (one turn once forked a process per call)
+
+
+def runnable(message: dict) -> dict:
+    """The assistant message with the calls that can run: a call max_tokens cut (its arguments not a JSON
+    object) is dropped, and so is a second identical call (same name and arguments) in the same turn."""
+    kept, seen = [], set()
+    for call in message.get("tool_calls") or []:
+        try:
+            arguments = json.loads(call["function"]["arguments"] or "{}")
+        except (json.JSONDecodeError, TypeError):
+            continue
+        key = (call["function"]["name"], json.dumps(arguments, sort_keys=True) if isinstance(arguments, dict) else None)
+        if key[1] is None or key in seen:
+            continue
+        seen.add(key)
+        kept.append(call)
+    out = {k: v for k, v in message.items() if k != "tool_calls"}
+    if kept:
+        out["tool_calls"] = kept
+    elif message.get("tool_calls") and out.get("content") is None:
+        out["content"] = ""
+    return out
 
 
 def _requires_call(choice) -> bool:
@@ -179,7 +122,7 @@ def _requires_call(choice) -> bool:
 class Agent:
     """Runs a conversation with tools until the model answers in text."""
 
-    def __init__(self, backend: Backend, registry: ToolRegistry, config: AgentConfig = AgentConfig(),
+    def __init__(self, backend: ChatModel, registry: ToolRegistry, config: AgentConfig = AgentConfig(),
                  executor: ExecutorConfig = ExecutorConfig(), log_path: str | Path | None = None,
                  on_step: Callable[[AgentStep], None] | None = None, tool_executor: ToolExecutor | None = None) -> None:
         self.backend, self.registry, self.config = backend, registry, config
@@ -199,9 +142,13 @@ class Agent:
         for index in range(1, self.config.max_steps + 1):
             start = time.perf_counter()
             choice = self.config.tool_choice if index == 1 else self.config.followup_tool_choice
-            message = self.backend.chat(messages, tools, choice, self.config.parallel_tool_calls)
+            reply = self.backend.chat(ChatRequest(messages, tools=tools, tool_choice=choice, parallel_tool_calls=self.config.parallel_tool_calls,
+                                                   sampling=self.config.sampling, model=self.config.model))
+            if reply.error:
+                raise UserError(f"the model refused the conversation: {reply.error}")
+            message = runnable(reply.message)
             messages.append(message)
-            step = AgentStep(index, message, finish_reason=getattr(self.backend, "last_finish_reason", ""))
+            step = AgentStep(index, message, finish_reason=reply.finish_reason)
             calls = [ToolCall.from_openai(c) for c in message.get("tool_calls") or []]
             if calls:
                 step.results = self._run_calls(calls)
@@ -231,8 +178,6 @@ class Agent:
 
     def _repeated_failure(self, results: list[ToolResult], failures: dict[tuple[str, str], int]) -> str:
         """Why to stop, if an identical call has now failed `max_identical_failures` times; else ""."""
-        from .calls import compact_json
-
         for result in results:
             if result.ok:
                 continue

@@ -47,7 +47,8 @@ def validate_tools(tools: list | None) -> list[dict]:
         try:
             Draft202012Validator.check_schema(parameters)
         except SchemaError as exc:
-            raise InvalidToolsError(f"{where}.function.parameters is not a valid JSON schema: {exc.message}") from None
+            path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in exc.path)  # the field, e.g. .properties.a.minLength
+            raise InvalidToolsError(f"{where}.function.parameters{path} is not a valid JSON schema: {exc.message}") from None
         check_refs(parameters, f"{where}.function.parameters")
         if parameters.get("type", "object") != "object":
             raise InvalidToolsError(f"{where}.function.parameters must describe an object (\"type\": \"object\"), got type {parameters.get('type')!r}")

@@ -14,7 +14,8 @@ def settings(quick: bool) -> tuple[int, int]:
 
 def run(ctx: Context) -> StageResult:
     from ...evals.bfcl import CATEGORIES, load_category
-    from ...evals.bfcl_run import EngineBackend, run_bfcl, write_comparison
+    from ...chat.engine_model import EngineChatModel
+    from ...evals.bfcl_run import ChatBackend, run_bfcl, write_comparison
     from ...evals.report import write_run
     from ...evals.scores import fmt
     from ...inference.engine import Engine
@@ -27,7 +28,7 @@ def run(ctx: Context) -> StageResult:
     out = ctx.run_dir / "bfcl"
     engine = Engine(ctx.state["loaded"], adapters={"lora": adapter}, max_batch=4)
     try:
-        backend = EngineBackend(engine, max_new_tokens)
+        backend = ChatBackend(EngineChatModel(engine), max_new_tokens)
         runs = {}
         for label, target in (("base", None), ("lora", "lora")):
             ctx.log(f"BFCL {label}: {len(items)} items ({per_category} per category), tool_choice auto")
