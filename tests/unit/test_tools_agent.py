@@ -129,11 +129,11 @@ def test_one_turn_with_many_calls_is_capped_and_queued_on_the_warm_workers():
     registry = ToolRegistry()
 
     @registry.tool
-    def whoami() -> int:
-        """The process id of the worker running this call."""
+    def whoami(n: int) -> int:
+        """The process id of the worker running this call (n: which call; identical calls run once, issue 23)."""
         return os.getpid()
 
-    calls = "\n".join([call_text("whoami")] * 12)
+    calls = "\n".join(call_text("whoami", n=n) for n in range(12))
     agent = Agent(ScriptedBackend([calls, "done"]), registry, AgentConfig(max_calls_per_turn=8), executor=ExecutorConfig(workers=2))
     results = agent.run("go").steps[0].results
     assert len(results) == 12 and [r.ok for r in results] == [True] * 8 + [False] * 4
