@@ -137,14 +137,16 @@ def test_chunked_prefill_saves_and_reuses_blocks_between_decode_steps(tiny_llama
 def test_constrained_rows_on_a_cached_prefix_answer_as_without_it(engines):
     import json
 
+    from llm_deeper.inference.constrained import Constraint
+
     cached, plain = engines
     schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
-    config = SamplingConfig(max_new_tokens=30, temperature=0.0)
+    config = SamplingConfig(max_new_tokens=30, temperature=0.0, constraint=Constraint.json_schema(schema))
     prompt = _chat("Answer as JSON.")
     cached.generate(prompt, GREEDY)  # warm the cache with this very prompt
-    result = cached.generate(prompt, config, grammar=schema)
+    result = cached.generate(prompt, config)
     assert result.usage.cached_tokens > 0
-    assert result.token_ids == plain.generate(prompt, config, grammar=schema).token_ids
+    assert result.token_ids == plain.generate(prompt, config).token_ids
     assert isinstance(json.loads(result.text)["ok"], bool)
 
 
