@@ -70,6 +70,8 @@ for p, i in zip(top.values.tolist(), top.indices.tolist()):
     print(f"  {tokenizer.decode([i])!r:<14} {p:>11.3f}")
 check("probabilities sum to 1", abs(float(probs.sum()) - 1) < 1e-4)
 check("the most likely next token is ' Paris'", tokenizer.decode([top.indices[0]]) == " Paris", f"p = {top.values[0]:.3f}")
+# fp32 on any CPU moves a probability by ~1e-6 (BLAS rounding), far inside the 0.01 below.
+check("' Paris' takes about three quarters of the probability (p ≈ 0.77)", abs(float(top.values[0]) - 0.77) < 0.01, f"p = {top.values[0]:.4f}")
 
 # %%
 section("4b. In-context learning: a rule taught by examples in the prompt")
@@ -121,8 +123,12 @@ section("6. Parameters and memory by dtype")
 params = count_parameters(model)
 show("parameters", f"{params:,}")
 check("SmolLM2-135M has ~134.5 M distinct parameters", 134e6 < params < 135e6)
-for name, bytes_per in (("float32", 4), ("bfloat16", 2), ("float16", 2), ("int8", 1), ("4-bit", 0.5)):
-    print(f"  {name:<9} {params * bytes_per / 2**20:8.0f} MiB of weights")
+from llm_deeper.calc import BYTES_PER_VALUE  # noqa: E402
+
+# 4-bit formats also store scales: Q4_1 (this model's GGUF) 0.625 bytes per weight, NF4 0.516; never 0.5.
+for name, bytes_per in (("float32", 4), ("bfloat16", 2), ("float16", 2), ("int8", 1), ("Q4_1", BYTES_PER_VALUE["q4_1"]), ("NF4", BYTES_PER_VALUE["nf4"])):
+    print(f"  {name:<9} {bytes_per:5.3f} B/param {params * bytes_per / 2**20:8.0f} MiB of weights")
+check("a 4-bit format costs more than half a byte per weight (its scales)", min(BYTES_PER_VALUE["q4_1"], BYTES_PER_VALUE["nf4"]) > 0.5)
 fp32_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
 check("fp32 weights take 4 bytes per parameter", fp32_bytes == 4 * params, f"{fp32_bytes / 2**20:.0f} MiB")
 half = load_model(DEFAULT_MODEL, dtype="bfloat16").model

@@ -90,3 +90,18 @@ def test_budget_table_is_calc_budget():
         expected = [largest_that_fits(device, job) for job in JOBS]
         assert cells[2:] == [a.name.rsplit("-", 1)[-1].upper() if a else "none" for a in expected], device.name
     assert [KNOWN[n].name for n in BUDGET_MODELS] == list(BUDGET_MODELS)
+
+
+def test_ranges_in_the_prose_are_the_tables_ranges():
+    """'off by 6–21%', 'fits in 29–42% of the memory', LoRA's share: each range is the span of its own table."""
+    names = ("smollm2-135m", "llama-3.2-1b", "llama-3.1-8b", "llama-3.1-70b")
+    errors = [abs(twelve_d_squared_ratio(KNOWN[n]) - 1) for n in names]
+    assert f"off by {round(100 * min(errors))}–{round(100 * max(errors))}% in either direction" in FLAT
+    shares = [qlora_bytes(KNOWN[n], 16) / lora_bytes(KNOWN[n], 16) for n in names[1:]]
+    assert f"fits in {round(100 * min(shares))}–{round(100 * max(shares))}% of the memory" in FLAT
+    small, large = (lora_parameters(KNOWN[n], 16) / parameters(KNOWN[n]) for n in ("smollm2-135m", "llama-3.1-8b"))
+    assert 0.01 <= small <= 0.02 and large < 0.01 and "1–2% of a small model's parameters" in FLAT
+
+
+def test_the_overview_defines_tokens_before_any_file_format():
+    assert DOC.index("*tokens*") < DOC.index("GGUF")
