@@ -14,6 +14,11 @@ from .paths import repo_root
 
 WEEKS = ["basics", "hfcore", "inferencing_and_advanced"]
 
+# The learning path's order inside a week, where it differs from the file numbers. The file names
+# are the seed's file index (docs and tests cite them), but week 3 teaches inference → tools →
+# deployment, so its MLX lessons (01, 02: adapters for mlx-lm) come after the server and tool calling.
+PATH_ORDER = {"inferencing_and_advanced": ["00", "06", "03", "04", "05", "01", "02", "07"]}
+
 
 @dataclass(frozen=True)
 class Lesson:
@@ -57,8 +62,10 @@ def all_lessons() -> list[Lesson]:
         raise UserError("lessons live in the source checkout (src/basics, ...): clone the repository and install it with `pip install -e .`")
     found = []
     for week in WEEKS:
-        for path in sorted((root / "src" / week).glob("[0-9][0-9]_*.py")):
-            found.append(Lesson(week=week, number=path.name[:2], path=path))
+        order = PATH_ORDER.get(week, [])
+        paths = sorted((root / "src" / week).glob("[0-9][0-9]_*.py"))
+        paths.sort(key=lambda p: order.index(p.name[:2]) if p.name[:2] in order else len(order))  # stable: the rest by number
+        found.extend(Lesson(week=week, number=path.name[:2], path=path) for path in paths)
     return found
 
 
