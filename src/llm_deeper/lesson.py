@@ -65,5 +65,11 @@ def saved(path: Path) -> None:
 
 
 def done() -> None:
-    """Print the closing line that tests look for."""
+    """Print the closing line that tests look for, then the exercises that follow this lesson."""
     print(f"\nDone: {_checks} checks passed in {time.perf_counter() - _started:.1f} s", flush=True)
+    script = Path(sys.argv[0]).resolve()
+    if script.name[:2].isdigit():
+        from .exercises import for_lesson
+
+        for exercise in for_lesson(f"{script.parent.name}/{script.name[:2]}"):
+            print(f"Exercise: {exercise.title} — llm-deeper lessons exercise {exercise.key}", flush=True)

@@ -50,5 +50,45 @@ def run_lessons(
         raise typer.Exit(1)
 
 
+@lessons_app.command("exercise")
+def exercise(
+    key: str = typer.Argument("", help="'basics/1' (week/number); leave out to list every exercise."),
+    solution: bool = typer.Option(False, "--solution", help="Show our solution and check it."),
+    attempt: str = typer.Option("", "--try", help="A Python file defining `solve`: check yours."),
+) -> None:
+    """Exercises with checked solutions: the task, your attempt checked, or ours. Example: llm-deeper lessons exercise basics/1 --try mine.py"""
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..exercises import all_exercises, find, load_module, run_check
+    from ..exercises import solution as our_solution
+
+    if not key:
+        table = Table(title="Exercises (llm-deeper lessons exercise KEY)")
+        for column in ("exercise", "after lesson", "task"):
+            table.add_column(column)
+        for item in all_exercises():
+            table.add_row(item.key, item.lesson, item.title)
+        Console().print(table)
+        return
+    item = find(key)
+    print(f"{item.key} (after lesson {item.lesson}): {(item.task().__doc__ or '').strip()}\n\n    {item.task().SIGNATURE}\n")
+    if attempt:
+        from pathlib import Path
+
+        yours = load_module(Path(attempt).resolve(), "your_solution")
+        if not hasattr(yours, "solve"):
+            raise typer.BadParameter(f"{attempt} defines no `solve` function", param_hint="--try")
+        run_check(item, yours.solve)
+        print("All checks passed.")
+    elif solution:
+        print(f"Our solution ({item.solution_path.relative_to(item.task_path.parents[3])}):\n")
+        print(item.solution_path.read_text(encoding="utf-8"))
+        run_check(item, our_solution(item))
+        print("All checks passed.")
+    else:
+        print(f"Write `solve` in a file, then: llm-deeper lessons exercise {item.key} --try FILE   (ours: --solution)")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(lessons_app, name="lessons")
