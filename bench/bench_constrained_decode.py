@@ -16,6 +16,8 @@ import json
 import statistics
 import time
 
+from harness import alternate, report
+
 # A schema whose every output is long enough for a full run: 12 compact objects.
 LONG_SCHEMA = {"type": "object", "properties": {"readings": {"type": "array", "minItems": 12, "maxItems": 12, "items": {
     "type": "object", "properties": {"city": {"type": "string", "maxLength": 16}, "celsius": {"type": "integer", "minimum": -40, "maximum": 50}},
@@ -87,14 +89,11 @@ def main() -> None:
     compile_tool = time.perf_counter() - start
     eos = tokenizer.eos_token_id
 
-    decode(model, prompt, 4, eos)  # warm-up
-    free_rates, constrained_rates, mask_per_token = [], [], []
-    for _ in range(args.rounds):
-        tokens, seconds, _ = decode(model, prompt, args.tokens, eos)
-        free_rates.append(len(tokens) / seconds)
-        tokens, seconds, mask = decode(model, prompt, args.tokens, eos, long_grammar)
-        constrained_rates.append(len(tokens) / seconds)
-        mask_per_token.append(mask / max(1, len(tokens)))
+    runs = alternate({"free": lambda: decode(model, prompt, args.tokens, eos),
+                      "constrained": lambda: decode(model, prompt, args.tokens, eos, long_grammar)}, args.rounds)
+    free_rates = [len(tokens) / seconds for tokens, seconds, _ in runs["free"]]
+    constrained_rates = [len(tokens) / seconds for tokens, seconds, _ in runs["constrained"]]
+    mask_per_token = [mask / max(1, len(tokens)) for tokens, _, mask in runs["constrained"]]
     tool_tokens, tool_seconds, tool_mask = decode(model, prompt, 80, eos, tool_compiled)
     call_text = tokenizer.decode(tool_tokens)
 
@@ -116,9 +115,9 @@ def main() -> None:
     hf_constrained = [hf_rate(LONG_SCHEMA) for _ in range(1)]
 
     free, constrained = statistics.median(free_rates), statistics.median(constrained_rates)
-    print(json.dumps({
-        "bench": "constrained_decode", "model": "smollm2-135m-instruct", "prompt_tokens": int(prompt.shape[1]),
-        "tokens_per_run": args.tokens, "rounds": args.rounds, "threads": torch.get_num_threads(), "machine": "2 shared CPU cores",
+    report("constrained_decode", {
+        "model": "smollm2-135m-instruct", "prompt_tokens": int(prompt.shape[1]),
+        "tokens_per_run": args.tokens, "rounds": args.rounds,
         "free_tokens_per_s": round(free, 2), "constrained_tokens_per_s": round(constrained, 2),
         "ratio": round(constrained / free, 3), "target_ratio": 0.8, "meets_target": constrained / free >= 0.8,
         "mask_ms_per_token": round(1000 * statistics.median(mask_per_token), 3),
@@ -128,7 +127,7 @@ def main() -> None:
         "compile_ms_long_schema": round(1000 * compile_long, 1), "compile_ms_tool_grammar": round(1000 * compile_tool, 1),
         "tool_call_tokens": len(tool_tokens), "tool_call_mask_ms_per_token": round(1000 * tool_mask / max(1, len(tool_tokens)), 3),
         "tool_call_text": call_text,
-    }, ensure_ascii=False))
+    })
 
 
 if __name__ == "__main__":

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
+
+from harness import in_thread, report
 
 TOOLS = [
     {"type": "function", "function": {"name": "set_timer", "description": "Set a timer.", "parameters": {"type": "object", "properties": {
@@ -31,14 +32,12 @@ def main() -> None:
     from openai import OpenAI
 
     from llm_deeper.inference.engine import Engine
-    from llm_deeper.serve.app import create_app
-    from llm_deeper.serve.background import BackgroundServer
 
     engine = Engine.load("smollm2-135m-instruct", max_batch=2)
     request = dict(messages=[{"role": "user", "content": "Remind me in 45 minutes."}], tools=TOOLS, tool_choice="required",
                    max_tokens=args.max_tokens, temperature=0)
     try:
-        with BackgroundServer(create_app(engine)) as server:
+        with in_thread(engine) as server:
             client = OpenAI(base_url=server.url + "/v1", api_key="x")
             start = time.perf_counter()
             whole = client.chat.completions.create(model=engine.name, **request)
@@ -58,14 +57,14 @@ def main() -> None:
     choice = whole.choices[0]
     whole_calls = [[c.function.name, c.function.arguments] for c in choice.message.tool_calls or []]
     streamed_calls = [calls[i] for i in sorted(calls)]
-    print(json.dumps({
-        "max_tokens": args.max_tokens, "load_average": os.getloadavg()[0],
+    report("constrained_termination", {
+        "max_tokens": args.max_tokens,
         "non_streamed": {"finish_reason": choice.finish_reason, "content": choice.message.content, "calls": whole_calls,
                          "completion_tokens": whole.usage.completion_tokens, "seconds": round(seconds, 1)},
         "streamed": {"finish_reason": finish, "content": "".join(content), "calls": streamed_calls},
         "agree": whole_calls == streamed_calls and (choice.message.content or "") == "".join(content) and choice.finish_reason == finish,
         "longest_string_argument": max((len(v) for _, a in whole_calls for v in _strings(a)), default=0),
-    }, ensure_ascii=False))
+    })
 
 
 def _strings(arguments: str) -> list[str]:

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
+
+from harness import alternate, progress, report
 
 
 def bandwidth_gb_s() -> float:
@@ -72,8 +73,7 @@ def main() -> None:
     from llm_deeper.models.loaders import load_model
 
     batches = [int(b) for b in args.batches.split(",")]
-    result = {"bench": "decode_compile", "torch_threads": torch.get_num_threads(), "load_average_before": os.getloadavg(),
-              "bandwidth_gb_s": round(bandwidth_gb_s(), 1), "dtypes": {}}
+    result = {"bandwidth_gb_s": round(bandwidth_gb_s(), 1), "dtypes": {}}
     prompt = list(range(100, 164))
     for dtype in args.dtypes.split(","):
         quant = dtype if dtype in QUANTIZATIONS else None
@@ -84,13 +84,18 @@ def main() -> None:
         for runner in (eager, compiled):
             for slot in range(max(batches)):
                 runner.prefill(slot, prompt, None)
-        best = {(name, b): float("inf") for name in ("eager", "compiled") for b in batches}
-        for round_index in range(args.rounds):
-            for batch in batches:
-                order = [("eager", eager), ("compiled", compiled)]
-                for name, runner in order if round_index % 2 == 0 else order[::-1]:
-                    seconds = step_seconds(runner, batch, args.steps, len(prompt) + round_index * args.steps)
-                    best[(name, batch)] = min(best[(name, batch)], seconds)
+        position = {"eager": len(prompt), "compiled": len(prompt)}  # each runner decodes on from where it stopped
+
+        def steps(name: str, runner, batch: int) -> float:
+            seconds = step_seconds(runner, batch, args.steps, position[name])
+            position[name] += args.steps
+            return seconds
+
+        best = {}
+        for batch in batches:
+            runs = alternate({name: (lambda name=name, runner=runner: steps(name, runner, batch))
+                              for name, runner in (("eager", eager), ("compiled", compiled))}, args.rounds)
+            best.update({(name, batch): min(seconds) for name, seconds in runs.items()})
         nbytes = weight_bytes(eager)
         limit = result["bandwidth_gb_s"] * 1e9 / nbytes
         entry = {"compile_seconds": round(compile_seconds, 1), "weight_mb_per_step": round(nbytes / 1e6, 1),
@@ -101,10 +106,9 @@ def main() -> None:
                                        "eager_tokens_per_s": round(batch / e, 1), "compiled_tokens_per_s": round(batch / c, 1),
                                        "speedup": round(e / c, 2)}
         result["dtypes"][dtype] = entry
-        print(json.dumps({dtype: entry}), flush=True)  # progress, in case a later dtype is cut short
+        progress(json.dumps({dtype: entry}))  # in case a later dtype is cut short
         del eager, compiled, loaded
-    result["load_average_after"] = os.getloadavg()
-    print(json.dumps(result, indent=1))
+    report("decode_compile", result, indent=1)
 
 
 if __name__ == "__main__":

@@ -15,10 +15,9 @@ Prints one JSON object.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import time
+
+from harness import alternate, report
 
 
 def hf_generate_rate(model, ids, tokens: int) -> float:
@@ -119,19 +118,14 @@ def main() -> None:
     # Our engine in each weight format; bf16, int8 and int4 are explicit choices (quality: bench_engine_quality.py).
     engines = {"fp32": Engine(fp32, max_batch=8), "bf16": Engine(bf16, max_batch=8),
                "int8": Engine(bf16, max_batch=8, quant="int8"), "int4": Engine(bf16, max_batch=8, quant="int4")}
-    hf = {"fp32": [], "bf16": []}
-    ours = {name: [] for name in engines}
-    ours32_total = []
-    hf_generate_rate(fp32.model, ids, 4)  # warm-up every path
-    hf_generate_rate(bf16.model, ids, 4)
-    for engine in engines.values():
-        engine_rate(engine, messages, 4)
-    for _ in range(args.rounds):  # alternate, so a busy moment hurts every side alike
-        hf["fp32"].append(hf_generate_rate(fp32.model, ids, args.tokens))
-        hf["bf16"].append(hf_generate_rate(bf16.model, ids, args.tokens))
-        for name, engine in engines.items():
-            ours[name].append(engine_rate(engine, messages, args.tokens))
-        ours32_total.append(engine_total_rate(engines["fp32"], messages, args.tokens))
+    sides = {"hf fp32": lambda: hf_generate_rate(fp32.model, ids, args.tokens),
+             "hf bf16": lambda: hf_generate_rate(bf16.model, ids, args.tokens),
+             **{name: (lambda engine=engine: engine_rate(engine, messages, args.tokens)) for name, engine in engines.items()},
+             "fp32 end to end": lambda: engine_total_rate(engines["fp32"], messages, args.tokens)}
+    runs = alternate(sides, args.rounds)  # a busy moment hurts every side alike
+    hf = {"fp32": runs["hf fp32"], "bf16": runs["hf bf16"]}
+    ours = {name: runs[name] for name in engines}
+    ours32_total = runs["fp32 end to end"]
     aggregate = {}  # weight format -> (1 client, 8 clients) tokens/s
     for name in ("fp32", "bf16", "int4"):
         aggregate[name] = [max(concurrent_rate(engines[name], messages, clients, args.tokens // 2) for _ in range(args.rounds)) for clients in (1, 8)]
@@ -141,7 +135,6 @@ def main() -> None:
     llama = llama_cpp_rate(args.tokens)
     base = max(hf["fp32"])
     result = {
-        "benchmark": "engine_decode",
         "model": "smollm2-135m-instruct",
         "new_tokens": args.tokens,
         "rounds": args.rounds,
@@ -160,11 +153,8 @@ def main() -> None:
         **{f"{name}_ratio_8_vs_1": round(eight / one, 2) for name, (one, eight) in aggregate.items()},
         "ttft_prompt_tokens": ttft["fp32"][1],
         **{f"ttft_{name}_s": round(seconds, 3) for name, (seconds, _) in ttft.items()},
-        "torch_threads": torch.get_num_threads(),
-        "cpus": os.cpu_count(),
-        "machine": platform.machine(),
     })
-    print(json.dumps(result))
+    report("engine_decode", result)
 
 
 if __name__ == "__main__":

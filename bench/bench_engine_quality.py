@@ -16,7 +16,8 @@ Prints one JSON object.
 from __future__ import annotations
 
 import argparse
-import json
+
+from harness import report
 
 
 def records(limit: int) -> list[tuple[list[dict], str]]:
@@ -85,7 +86,7 @@ def main() -> None:
         answers[name] = greedy(runner, loaded.tokenizer, pairs[: args.greedy], args.tokens)
         tokenizer = loaded.tokenizer
         del loaded, runner
-    result = {"benchmark": "engine_quality", "model": "smollm2-135m-instruct", "records": len(pairs),
+    result = {"model": "smollm2-135m-instruct", "records": len(pairs),
               "answer_tokens": sum(len(t) for _, t in scored["fp32"]), "greedy_prompts": args.greedy, "greedy_tokens": args.tokens}
     for name in formats:
         nll = torch.cat([-lp.gather(1, t[:, None])[:, 0] for lp, t in scored[name]])
@@ -103,7 +104,7 @@ def main() -> None:
         result[name] = row
     result["sample_greedy_int4"] = tokenizer.decode(answers["int4"][0])
     result["sample_greedy_fp32"] = tokenizer.decode(answers["fp32"][0])
-    print(json.dumps(result, ensure_ascii=False))
+    report("engine_quality", result)
 
 
 if __name__ == "__main__":

@@ -17,11 +17,10 @@ The adapter is a rank-16 LoRA on every projection with small random weights
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import tempfile
-import time
 from pathlib import Path
+
+from harness import alternate, report, timed
 
 
 def make_adapter(model, folder: Path, rank: int = 16) -> Path:
@@ -67,7 +66,6 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1, help="alternating rounds of A and B")
     args = parser.parse_args()
 
-    import torch
     from peft import PeftModel
 
     from llm_deeper.data.toolcalls import write_tool_dataset
@@ -83,39 +81,34 @@ def main() -> None:
         adapter = make_adapter(loaded.model, Path(tmp) / "adapter")
         items = [(e.prompt, e.tools) for e in examples]
         sampling = SamplingConfig(max_new_tokens=args.max_new_tokens, temperature=0.0)
-        seconds = {"transformers_one_at_a_time": 0.0, "engine_batched": 0.0}
-        tokens = dict.fromkeys(seconds, 0)
-        replies: dict[str, list[str]] = {}
-        for _ in range(args.rounds):
-            start = time.perf_counter()
-            a = transformers_one_at_a_time(loaded.model, loaded.tokenizer, items, args.max_new_tokens)
-            tuned = PeftModel.from_pretrained(loaded.model, str(adapter), is_trainable=False).eval()
-            a += transformers_one_at_a_time(tuned, loaded.tokenizer, items, args.max_new_tokens)
-            tuned.unload()
-            seconds["transformers_one_at_a_time"] += time.perf_counter() - start
-            tokens["transformers_one_at_a_time"] += sum(n for _, n in a)
-            replies["transformers_one_at_a_time"] = [text for text, _ in a]
 
-            start = time.perf_counter()
+        def old_path() -> list[tuple[str, int]]:
+            replies = transformers_one_at_a_time(loaded.model, loaded.tokenizer, items, args.max_new_tokens)
+            tuned = PeftModel.from_pretrained(loaded.model, str(adapter), is_trainable=False).eval()
+            replies += transformers_one_at_a_time(tuned, loaded.tokenizer, items, args.max_new_tokens)
+            tuned.unload()
+            return replies
+
+        def engine_path() -> list[tuple[str, int]]:
             with Engine(loaded, adapters={"lora": adapter}, max_batch=args.batch) as engine:
                 each = [{"tools": tools} for _, tools in items]
                 b = [r for name in (None, "lora") for r in engine.generate_many([m for m, _ in items], sampling, adapter=name, each=each)]
-            seconds["engine_batched"] += time.perf_counter() - start
-            tokens["engine_batched"] += sum(r.usage.completion_tokens - (r.finish_reason == "stop") for r in b)  # the stop token is not text
-            replies["engine_batched"] = [r.text.strip() for r in b]
+            return [(r.text.strip(), r.usage.completion_tokens - (r.finish_reason == "stop")) for r in b]  # the stop token is not text
+
+        # No warm-up round: each side runs for minutes, first-call costs are a small share of that.
+        runs = alternate({"transformers_one_at_a_time": lambda: timed(old_path), "engine_batched": lambda: timed(engine_path)}, args.rounds, warmup=0)
+    seconds = {name: sum(s for s, _ in rounds) for name, rounds in runs.items()}
+    tokens = {name: sum(n for _, replies in rounds for _, n in replies) for name, rounds in runs.items()}
+    replies = {name: [text for text, _ in rounds[-1][1]] for name, rounds in runs.items()}
     old, new = seconds["transformers_one_at_a_time"], seconds["engine_batched"]
-    with open("/proc/loadavg") as f:
-        load = f.read().split()[:3]
-    print(json.dumps({
-        "bench": "eval_batching", "prompts": len(items), "runs": "base + lora", "max_new_tokens": args.max_new_tokens,
+    report("eval_batching", {
+        "prompts": len(items), "runs": "base + lora", "max_new_tokens": args.max_new_tokens,
         "engine_max_batch": args.batch, "rounds": args.rounds,
         "seconds": {k: round(v / args.rounds, 1) for k, v in seconds.items()},
         "tokens_per_s": {k: round(tokens[k] / seconds[k], 1) for k in seconds},
         "speedup": round(old / new, 2),
         "identical_replies": f"{sum(x == y for x, y in zip(replies['transformers_one_at_a_time'], replies['engine_batched']))}/{2 * len(items)}",
-        "load_average": " ".join(load),
-        "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}",
-    }))
+    })
 
 
 if __name__ == "__main__":

@@ -19,6 +19,8 @@ import json
 import subprocess
 import sys
 
+from harness import alternate, report
+
 BATCH, LENGTH = 4, 256
 METHODS = ("lora", "full", "lora-fp32", "lora-fp32+gc")
 
@@ -68,17 +70,19 @@ def main() -> None:
     if args.child:
         print(json.dumps(measure(args.child, args.steps)))
         return
-    runs: dict[str, list[dict]] = {m: [] for m in METHODS}
-    for _ in range(args.rounds):
-        for method in METHODS:
-            out = subprocess.run([sys.executable, __file__, "--child", method, "--steps", str(args.steps)], capture_output=True, text=True, check=True)
-            runs[method].append(json.loads(out.stdout.strip().splitlines()[-1]))
+
+    def child(method: str) -> dict:
+        out = subprocess.run([sys.executable, __file__, "--child", method, "--steps", str(args.steps)], capture_output=True, text=True, check=True)
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    # Each child warms up with its own first step (a fresh process each time): no warm-up round here.
+    runs = alternate({method: (lambda method=method: child(method)) for method in METHODS}, args.rounds, warmup=0)
     best = {m: max(r, key=lambda x: x["tokens_per_s"]) for m, r in runs.items()}  # least disturbed round
     rss = {m: max(x["peak_rss_mb"] for x in r) for m, r in runs.items()}
     ratio_rss = rss["lora"] / rss["full"]
     ratio_speed = best["lora"]["tokens_per_s"] / best["full"]["tokens_per_s"]
-    print(json.dumps({
-        "bench": "finetune_memory_speed", "model": "smollm2-135m-instruct", "batch": f"{BATCH} x {LENGTH} tokens", "lora": "r=8 on q,k,v,o",
+    report("finetune_memory_speed", {
+        "model": "smollm2-135m-instruct", "batch": f"{BATCH} x {LENGTH} tokens", "lora": "r=8 on q,k,v,o",
         "full_tokens_per_s": best["full"]["tokens_per_s"], "full_peak_rss_mb": rss["full"],
         "lora_base_dtype": best["lora"]["base_dtype"], "lora_tokens_per_s": best["lora"]["tokens_per_s"], "lora_peak_rss_mb": rss["lora"],
         "lora_rss_share_of_full": round(ratio_rss, 3), "lora_speedup": round(ratio_speed, 2),
@@ -87,7 +91,7 @@ def main() -> None:
             ("tokens_per_s", best[m]["tokens_per_s"]), ("peak_rss_mb", rss[m]),
             ("rss_share_of_full", round(rss[m] / rss["full"], 3)), ("speedup", round(best[m]["tokens_per_s"] / best["full"]["tokens_per_s"], 2)))},
         "trainable": {m: best[m]["trainable"] for m in best}, "rounds": runs,
-    }))
+    })
 
 
 if __name__ == "__main__":

@@ -10,12 +10,12 @@ Prints one JSON object. Run: .venv/bin/python bench/bench_lora_step.py [--batche
 
 from __future__ import annotations
 
-import json
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from harness import alternate, report, timed
 
 
 def main() -> None:
@@ -40,21 +40,29 @@ def main() -> None:
     variants = {"all layers, padding mask": (None, True), "all layers, no mask": (None, False), "last 16 layers, no mask": (16, False)}
     seconds = {name: [] for name in variants}
     modules = {name: make_token_loss(models[layers], padding_mask=mask) for name, (layers, mask) in variants.items()}
-    for batch in data:
-        losses = set()
-        for name, module in modules.items():
-            started = time.perf_counter()
+
+    def step(module, batch) -> tuple[float, float]:
+        def forward_backward():
             loss, _ = module(**batch)
             loss.backward()
-            seconds[name].append(time.perf_counter() - started)
-            losses.add(round(float(loss.detach()), 3))
-            module.zero_grad(set_to_none=True)
+            return loss
+
+        elapsed, loss = timed(forward_backward)
+        module.zero_grad(set_to_none=True)
+        return elapsed, round(float(loss.detach()), 3)
+
+    for batch in data:  # one round per batch, after one untimed step of each variant
+        runs = alternate({name: (lambda module=module: step(module, batch)) for name, module in modules.items()}, rounds=1,
+                         warmup=1 if batch is data[0] else 0)
+        losses = {loss for rounds in runs.values() for _, loss in rounds}
         assert len(losses) == 1, f"variants disagree on the loss: {losses}"
+        for name, rounds in runs.items():
+            seconds[name] += [elapsed for elapsed, _ in rounds]
     tokens = sum(int(b["attention_mask"].sum()) for b in data)
     base = statistics.median(seconds["all layers, padding mask"])
-    print(json.dumps({"bench": "lora_step", "batches": batches, "batch_size": recipe.batch_size, "tokens": tokens,
+    report("lora_step", {"batches": batches, "batch_size": recipe.batch_size, "tokens": tokens,
                       "variants": {name: {"median step s": round(statistics.median(s), 2), "tokens/s": round(tokens / sum(s), 1),
-                                          "speed-up": round(base / statistics.median(s), 2)} for name, s in seconds.items()}}))
+                                          "speed-up": round(base / statistics.median(s), 2)} for name, s in seconds.items()}})
 
 
 if __name__ == "__main__":

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from harness import alternate, load, report
 
 TARGETS = {"tokens_per_s_ratio_min": 1.5, "peak_rss_ratio_max": 1.0}
 
@@ -119,20 +120,25 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="lora-vs-trainer-") as tmp:
         folder = Path(tmp)
         data = prepare(folder, n_train=max(16, args.steps * args.batch_size))
+        counter = {"trainer": 0, "ours": 0}
+
+        def side(name: str) -> dict:
+            before = load()
+            out = folder / f"{name}{counter[name]}"
+            counter[name] += 1
+            proc = subprocess.run([sys.executable, __file__, "--worker", name, "--data", str(data), "--out", str(out),
+                                   "--steps", str(args.steps), "--batch-size", str(args.batch_size), "--max-length", str(args.max_length), "--dtype", args.dtype],
+                                  capture_output=True, text=True)
+            if proc.returncode != 0:
+                return {"error": (proc.stderr.strip().splitlines() or ["?"])[-1]}
+            return {**json.loads(proc.stdout.strip().splitlines()[-1]), "before": before}
+
+        # Each side is a fresh process that pays its own start-up: no warm-up round.
+        sides = alternate({"trainer": lambda: side("trainer"), "ours": lambda: side("ours")}, args.rounds, warmup=0)
         runs = []
-        for round_ in range(args.rounds):
-            pair = {}
-            for side in (("trainer", "ours") if round_ % 2 == 0 else ("ours", "trainer")):
-                load = os.getloadavg()[0]
-                proc = subprocess.run([sys.executable, __file__, "--worker", side, "--data", str(data), "--out", str(folder / f"{side}{round_}"),
-                                       "--steps", str(args.steps), "--batch-size", str(args.batch_size), "--max-length", str(args.max_length), "--dtype", args.dtype],
-                                      capture_output=True, text=True)
-                if proc.returncode != 0:
-                    pair[side] = {"error": (proc.stderr.strip().splitlines() or ["?"])[-1]}
-                    continue
-                pair[side] = {**json.loads(proc.stdout.strip().splitlines()[-1]), "load_avg_1min_before": round(load, 2)}
-            if "error" not in pair.get("ours", {"error": 1}) and "error" not in pair.get("trainer", {"error": 1}):
-                ours, theirs = pair["ours"], pair["trainer"]
+        for ours, theirs in zip(sides["ours"], sides["trainer"]):
+            pair = {"trainer": theirs, "ours": ours}
+            if "error" not in ours and "error" not in theirs:
                 pair["tokens_per_s_ratio"] = round(ours["tokens_per_s"] / theirs["tokens_per_s"], 2)
                 pair["peak_rss_ratio"] = round(ours["peak_rss_mb"] / theirs["peak_rss_mb"], 3)
                 pair["max_loss_gap"] = round(max(abs(a - b) for a, b in zip(ours["losses"], theirs["losses"])), 4)
@@ -144,8 +150,7 @@ def main() -> int:
         rss = max(r["peak_rss_ratio"] for r in good)
         summary = {"tokens_per_s_ratio_min": tps, "peak_rss_ratio_max": rss, "max_loss_gap": max(r["max_loss_gap"] for r in good),
                    "met": {"tokens_per_s": tps >= TARGETS["tokens_per_s_ratio_min"], "peak_rss": rss <= TARGETS["peak_rss_ratio_max"]}}
-    print(json.dumps({"bench": "lora_vs_trainer", "recipe": vars(args) | {"worker": None, "data": None, "out": None}, "targets": TARGETS,
-                      "cpus": os.cpu_count(), "load_avg_1min_end": round(os.getloadavg()[0], 2), "runs": runs, **summary}, default=str))
+    report("lora_vs_trainer", {"recipe": vars(args) | {"worker": None, "data": None, "out": None}, "targets": TARGETS, "runs": runs, **summary})
     return 0
 
 

@@ -17,12 +17,11 @@ Prints one JSON object.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import tempfile
 import time
 from pathlib import Path
+
+from harness import alternate, report, skipped
 
 
 def mlx_rate(model, ids: list[int], tokens: int) -> float:
@@ -75,8 +74,6 @@ def main() -> None:
     if args.quick:
         args.tokens, args.rounds = 8, 1
 
-    import torch
-
     from llm_deeper.chat_format import prompt_ids
     from llm_deeper.convert.lora_shapes import base_folder
     from llm_deeper.convert.mlx_runtime import load_mlx, mlx_status
@@ -86,7 +83,7 @@ def main() -> None:
 
     usable, reason = mlx_status()
     if not usable:
-        print(json.dumps({"bench": "mlx_decode", "skipped": reason}))
+        skipped("mlx_decode", reason)
         return
     model_name = "smollm2-135m-instruct"
     messages = [{"role": "user", "content": "Tell me a story about a lighthouse keeper."}]
@@ -105,23 +102,16 @@ def main() -> None:
         "our engine + LoRA": lambda: engine_rate(engine, messages, args.tokens, adapter="lora"),
         "transformers generate base (incl. prefill)": lambda: hf_rate(loaded.model, ids, args.tokens),
     }
-    best = {name: 0.0 for name in sides}
     try:
-        for name, run in sides.items():  # warm-up: first calls pay for allocation and kernel selection
-            run()
-        for _ in range(args.rounds):
-            for name, run in sides.items():
-                best[name] = max(best[name], run())
+        best = {name: max(rates) for name, rates in alternate(sides, args.rounds).items()}
     finally:
         engine.close()
     base = best["mlx-lm base"]
-    print(json.dumps({
-        "bench": "mlx_decode", "model": model_name, "dtype": "float32", "prompt_tokens": len(ids), "new_tokens": args.tokens, "rounds": args.rounds,
+    report("mlx_decode", {
+        "model": model_name, "dtype": "float32", "prompt_tokens": len(ids), "new_tokens": args.tokens, "rounds": args.rounds,
         "tokens_per_s": {name: round(rate, 1) for name, rate in best.items()},
         "relative_to_mlx_base": {name: round(rate / base, 2) for name, rate in best.items()},
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                    "load_average": [round(x, 2) for x in os.getloadavg()]},
-    }))
+    })
 
 
 if __name__ == "__main__":

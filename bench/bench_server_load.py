@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import statistics
 import tempfile
 import time
+
+from harness import in_thread, report
 
 
 async def run(url: str, model: str, clients: int, per_client: int, tokens: int) -> dict:
@@ -73,17 +74,15 @@ def main() -> None:
 
     from llm_deeper.inference.engine import Engine
     from llm_deeper.models.tiny import save_tiny_model
-    from llm_deeper.serve.app import create_app
-    from llm_deeper.serve.background import BackgroundServer
 
     folder = save_tiny_model(tempfile.mkdtemp(prefix="llm-deeper-load-"), arch="llama")
     # Queue room for every client: the load test measures latency, not rejection.
     engine = Engine.load(str(folder), max_batch=args.max_concurrency, max_queue=args.clients)
-    with BackgroundServer(create_app(engine)) as server:
+    with in_thread(engine) as server:
         figures = asyncio.run(run(server.url, engine.name, args.clients, args.requests, args.tokens))
     engine.close()
-    print(json.dumps({"benchmark": "server_load", "model": "tiny random llama (2 layers, hidden 64)", "clients": args.clients,
-                      "requests_per_client": args.requests, "max_tokens": args.tokens, "max_concurrency": args.max_concurrency, **figures}))
+    report("server_load", {"model": "tiny random llama (2 layers, hidden 64)", "clients": args.clients,
+                           "requests_per_client": args.requests, "max_tokens": args.tokens, "max_concurrency": args.max_concurrency, **figures})
 
 
 if __name__ == "__main__":

@@ -15,8 +15,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import time
+
+from harness import OurServer, alternate, report
 
 MESSAGES = [{"role": "user", "content": "Tell me a story about a lighthouse keeper."}]
 
@@ -66,39 +67,22 @@ def main() -> None:
     if args.quick:
         args.tokens, args.rounds = 16, 1
 
-    import subprocess
-    import sys
-
-    import httpx
-
     from llm_deeper.inference.engine import Engine
-    from llm_deeper.serve.background import free_port, wait_until_healthy
 
     # The server runs in its own process, as in production: its event loop and
     # the client's parsing do not share a GIL with the engine it is compared to.
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([sys.executable, "-m", "llm_deeper", "serve", "--dtype", args.dtype, "--port", str(port), "--max-concurrency", "8"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    engine = Engine.load("smollm2-135m-instruct", dtype=args.dtype, max_batch=8)
-    direct, http, one, eight = [], [], [], []
-    try:
-        wait_until_healthy(url, server, timeout=300)
-        model = httpx.get(url + "/v1/models").json()["data"][0]["id"]
-        asyncio.run(http_rate(url, model, 1, 4))  # warm-up
-        direct_rate(engine, 4)
-        for _ in range(args.rounds):
-            direct.append(direct_rate(engine, args.tokens))
-            http.append(asyncio.run(http_rate(url, model, 1, args.tokens)))
-        for _ in range(args.rounds):
-            one.append(asyncio.run(http_rate(url, model, 1, args.tokens // 2)))
-            eight.append(asyncio.run(http_rate(url, model, 8, args.tokens // 2)))
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        engine.close()
-    print(json.dumps({
-        "benchmark": "server_throughput",
+    with OurServer("--dtype", args.dtype, "--max-concurrency", "8") as server:
+        engine = Engine.load("smollm2-135m-instruct", dtype=args.dtype, max_batch=8)
+        try:
+            url, model = server.url, server.model()
+            side_by_side = alternate({"direct": lambda: direct_rate(engine, args.tokens),
+                                      "http": lambda: asyncio.run(http_rate(url, model, 1, args.tokens))}, args.rounds)
+            clients = alternate({"one": lambda: asyncio.run(http_rate(url, model, 1, args.tokens // 2)),
+                                 "eight": lambda: asyncio.run(http_rate(url, model, 8, args.tokens // 2))}, args.rounds, warmup=0)
+        finally:
+            engine.close()
+    direct, http, one, eight = side_by_side["direct"], side_by_side["http"], clients["one"], clients["eight"]
+    report("server_throughput", {
         "model": "smollm2-135m-instruct",
         "dtype": args.dtype,
         "new_tokens": args.tokens,
@@ -109,8 +93,7 @@ def main() -> None:
         "http_1_client_tokens_per_s": round(max(one), 1),
         "http_8_clients_tokens_per_s": round(max(eight), 1),
         "ratio_8_vs_1": round(max(eight) / max(one), 2),
-        "cpus": os.cpu_count(),
-    }))
+    })
 
 
 if __name__ == "__main__":

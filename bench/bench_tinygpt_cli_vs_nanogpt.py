@@ -23,15 +23,15 @@ Prints one JSON object.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from harness import alternate, load, report, skipped, timed
 
 REPO = Path(__file__).resolve().parents[1]
 # ../shared next to the repository (a worktree sits one level deeper: ../../shared).
@@ -50,9 +50,7 @@ def run_ours(text: Path, steps: int, threads: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="tinygpt-cli-bench-") as out:
         extra = ["--threads", str(threads)] if threads else []
         cmd = [sys.executable, "-m", "llm_deeper", *OURS[:2], "--text", str(text), *with_steps(OURS[2:], steps), *extra, "--out", out]
-        start = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env={**os.environ, "COLUMNS": "200"})
-        wall = time.perf_counter() - start
+        wall, proc = timed(lambda: subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env={**os.environ, "COLUMNS": "200"}))
     if proc.returncode != 0:
         return {"error": (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]}
     found = re.search(r"val loss ([\d.]+), ([\d,]+) tokens/s", proc.stdout)
@@ -62,7 +60,6 @@ def run_ours(text: Path, steps: int, threads: int) -> dict:
 
 
 def run_nanogpt(checkout: Path, text: Path, steps: int, threads: int) -> dict:
-    sys.path.insert(0, str(Path(__file__).parent))
     from bench_tinygpt_shakespeare import run_nanogpt as nanogpt_train  # its train.py on a temp copy, data prepared
 
     figures = nanogpt_train(checkout, text, threads=threads, extra_args=(f"--max_iters={steps}", f"--lr_decay_iters={steps}"))
@@ -80,20 +77,18 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=0, help="torch threads for both (0: each program's own default, as a user runs it)")
     args = parser.parse_args()
     if args.nanogpt is None or not (args.nanogpt / "train.py").is_file():
-        print(json.dumps({"bench": "tinygpt_cli_vs_nanogpt", "skipped": "no nanoGPT checkout: pass --nanogpt DIR (git clone https://github.com/karpathy/nanoGPT)"}))
+        skipped("tinygpt_cli_vs_nanogpt", "no nanoGPT checkout: pass --nanogpt DIR (git clone https://github.com/karpathy/nanoGPT)")
         return 0
     if not args.data.is_file():
-        print(json.dumps({"bench": "tinygpt_cli_vs_nanogpt", "skipped": f"{args.data} is missing: pass --data FILE (Tiny Shakespeare)"}))
+        skipped("tinygpt_cli_vs_nanogpt", f"{args.data} is missing: pass --data FILE (Tiny Shakespeare)")
         return 0
+    sides = {"nanogpt": lambda: {"before": load(), **run_nanogpt(args.nanogpt, args.data, args.steps, args.threads)},
+             "ours": lambda: {"before": load(), **run_ours(args.data, args.steps, args.threads)}}
+    # Wall time counts everything a user waits for, start-up included: no warm-up round.
+    both = alternate(sides, args.rounds, warmup=0)
     runs = []
-    for round_ in range(args.rounds):
-        order = ("nanogpt", "ours") if round_ % 2 == 0 else ("ours", "nanogpt")
-        pair = {}
-        for name in order:
-            load = os.getloadavg()[0]
-            pair[name] = run_nanogpt(args.nanogpt, args.data, args.steps, args.threads) if name == "nanogpt" else run_ours(args.data, args.steps, args.threads)
-            pair[name]["load_avg_1min_before"] = round(load, 2)
-        nano, ours = pair["nanogpt"], pair["ours"]
+    for nano, ours in zip(both["nanogpt"], both["ours"]):
+        pair = {"nanogpt": nano, "ours": ours}
         if "error" not in nano and "error" not in ours:
             pair["tokens_per_s_ratio"] = round(ours["tokens_per_s"] / nano["tokens_per_s"], 2)
             pair["wall_ratio"] = round(ours["wall_s"] / nano["wall_s"], 3)
@@ -107,10 +102,7 @@ def main() -> int:
         summary = {"tokens_per_s_ratio": tps, "wall_ratio": wall, "val_loss_ours_max": val,
                    "met": {"tokens_per_s": tps >= TARGETS["tokens_per_s_ratio_min"], "wall": wall <= TARGETS["wall_ratio_max"],
                            "val_loss": val <= TARGETS["val_loss_max"] if args.steps == 2000 else None}}
-    import torch
-
-    print(json.dumps({"bench": "tinygpt_cli_vs_nanogpt", "steps": args.steps, "threads": args.threads or "each program's default", "machine": {"cpus": os.cpu_count(), "torch": torch.__version__, "load_avg_1min_end": round(os.getloadavg()[0], 2)},
-                      "targets": TARGETS, "runs": runs, **summary}))
+    report("tinygpt_cli_vs_nanogpt", {"steps": args.steps, "threads": args.threads or "each program's default", "targets": TARGETS, "runs": runs, **summary})
     return 0
 
 

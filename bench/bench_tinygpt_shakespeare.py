@@ -28,7 +28,6 @@ Prints one JSON object.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import pickle
 import re
@@ -37,8 +36,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from harness import alternate, report, timed
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "tinyshakespeare.txt"
@@ -66,9 +66,7 @@ def run_ours(text_path: Path, steps: int, threads: int, compile_model: bool, fla
     model_config = TinyGPTConfig(vocab_size=tok.vocab_size, context=64, n_layer=4, n_head=4, n_embd=128, flavor=flavor, bias=False, dropout=0.0)
     cfg = TrainConfig(steps=steps, batch_size=12, lr=1e-3, min_lr=1e-4, warmup_steps=100, decay_steps=2000, beta2=0.99,
                       weight_decay=0.1, grad_clip=1.0, eval_every=0, eval_batches=20, seed=1337, threads=threads, compile=compile_model, dtype="bfloat16" if bf16 else "float32", device="cpu")
-    start = time.perf_counter()
-    result = train(model_config, cfg, data, tok, None, show_progress=False)
-    wall = time.perf_counter() - start
+    wall, result = timed(lambda: train(model_config, cfg, data, tok, None, show_progress=False))
     torch.set_num_threads(threads)
     val200 = evaluate(result.model, data.val, 12, 64, 200, seed=2024, device=torch.device("cpu"))
     return {
@@ -101,10 +99,8 @@ def run_nanogpt(checkout: Path, text_path: Path, threads: int, extra_args: tuple
         with open(data_dir / "meta.pkl", "wb") as f:
             pickle.dump({"vocab_size": len(chars), "itos": dict(enumerate(chars)), "stoi": stoi}, f)
         env = dict(os.environ, OMP_NUM_THREADS=str(threads)) if threads else dict(os.environ)
-        start = time.perf_counter()
-        proc = subprocess.run([sys.executable, "train.py", "config/train_shakespeare_char.py", *NANOGPT_ARGS, *extra_args, f"--out_dir={work / 'out'}"],
-                              cwd=work, capture_output=True, text=True, env=env)
-        wall = time.perf_counter() - start
+        wall, proc = timed(lambda: subprocess.run([sys.executable, "train.py", "config/train_shakespeare_char.py", *NANOGPT_ARGS, *extra_args,
+                                                   f"--out_dir={work / 'out'}"], cwd=work, capture_output=True, text=True, env=env))
         if proc.returncode != 0:
             return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"}
         times = [float(m.group(1)) for m in re.finditer(r"^iter \d+: loss [\d.]+, time ([\d.]+)ms", proc.stdout, re.M)]
@@ -114,15 +110,6 @@ def run_nanogpt(checkout: Path, text_path: Path, threads: int, extra_args: tuple
                 "wall_s": round(wall, 1), "source": f"measured: {checkout} train.py, median iteration time"}
     finally:
         shutil.rmtree(work, ignore_errors=True)
-
-
-def cpu_has_bf16() -> bool:
-    """AVX512-BF16 or AMX: bfloat16 matmuls run natively (else autocast would only add conversions)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def step_ab(checkout: Path, text_path: Path, threads: int, flavor: str, bf16: bool, rounds: int = 8, chunk: int = 15) -> dict:
@@ -183,16 +170,10 @@ def step_ab(checkout: Path, text_path: Path, threads: int, flavor: str, bf16: bo
         ours_opt.zero_grad(set_to_none=True)
         return loss.item()
 
-    times: dict[str, list[float]] = {"nanogpt": [], "ours": []}
-    for fn in (nano_step, ours_step):
-        for _ in range(3):
-            fn()  # warm-up
-    for _ in range(rounds):
-        for name, fn in (("nanogpt", nano_step), ("ours", ours_step)):
-            t0 = time.perf_counter()
-            for _ in range(chunk):
-                fn()
-            times[name].append((time.perf_counter() - t0) / chunk * 1000)
+    def chunk_ms(step) -> float:
+        return timed(lambda: [step() for _ in range(chunk)])[0] / chunk * 1000
+
+    times = alternate({"nanogpt": lambda: chunk_ms(nano_step), "ours": lambda: chunk_ms(ours_step)}, rounds)
     nano_ms, ours_ms = statistics.median(times["nanogpt"]), statistics.median(times["ours"])
     return {"method": f"alternating chunks of {chunk} steps x {rounds} rounds, median ms/step, {torch.get_num_threads()} thread(s)",
             "nanogpt_ms_per_step": round(nano_ms, 2), "ours_ms_per_step": round(ours_ms, 2), "speedup": round(nano_ms / ours_ms, 2),
@@ -214,18 +195,15 @@ def main() -> int:
         print(f"error: {args.data} is missing: the benchmark needs Tiny Shakespeare (pass --data FILE)", file=sys.stderr)
         return 1
     sys.path.insert(0, str(REPO / "src"))
-    load_before = os.getloadavg()[0]
-    ours = run_ours(args.data, args.steps, args.threads, args.compile, args.flavor, bf16=not args.fp32 and cpu_has_bf16())
-    bf16 = not args.fp32 and cpu_has_bf16()
+    from llm_deeper.hardware import native_bf16  # AVX512-BF16 or AMX: else autocast would only add conversions
+
+    bf16 = not args.fp32 and native_bf16()
+    ours = run_ours(args.data, args.steps, args.threads, args.compile, args.flavor, bf16=bf16)
     ab = step_ab(args.nanogpt, args.data, args.threads, args.flavor, bf16) if args.nanogpt else None
     reference = run_nanogpt(args.nanogpt, args.data, args.threads) if args.nanogpt and args.nanogpt_full else NANOGPT_REFERENCE
-    import torch
-
     # The side-by-side step A/B is the fair speed comparison on a shared machine; else the quoted reference.
     speedup = ab["speedup"] if ab else ours["tokens_per_s"] / reference["tokens_per_s"]
-    print(json.dumps({
-        "bench": "tinygpt_shakespeare",
-        "machine": {"cpus": os.cpu_count(), "torch": torch.__version__, "load_avg_1min_before": round(load_before, 2), "load_avg_1min_after": round(os.getloadavg()[0], 2)},
+    report("tinygpt_shakespeare", {
         "config": "nanoGPT CPU recipe: 4L/4H/128, ctx 64, batch 12, dropout 0, lr 1e-3→1e-4 cosine @2000, warmup 100, β2 0.99, wd 0.1, clip 1, no bias",
         "steps": args.steps,
         "ours": ours,
@@ -234,7 +212,7 @@ def main() -> int:
         "speedup_tokens_per_s": round(speedup, 2),
         "targets": {"val_loss_max": 1.88, "speedup_min": 1.5},
         "met": {"val_loss": ours["val_loss_eval20"] <= 1.88 if args.steps == 2000 else None, "speedup": speedup >= 1.5},
-    }))
+    })
     return 0
 
 

@@ -15,8 +15,9 @@ Run: nice -n 10 .venv/bin/python bench/bench_tool_choice_accuracy.py [--n 40] [-
 from __future__ import annotations
 
 import argparse
-import json
 import time
+
+from harness import report
 
 
 def main() -> None:
@@ -44,9 +45,8 @@ def main() -> None:
     engine = Engine(loaded, adapters={"tuned": args.adapter} if args.adapter else None, max_batch=1)
     adapter = "tuned" if args.adapter else None
     _, test = make_tool_dataset(n_train=0, n_test=args.n, seed=args.seed)
-    figures: dict = {"bench": "tool_choice_accuracy", "model": "smollm2-135m-instruct" + (f"+{args.adapter}" if args.adapter else ""),
-                     "examples": len(test), "with_tool": sum(1 for e in test if e.meta.get("expected_tool")),
-                     "threads": torch.get_num_threads(), "machine": "2 shared CPU cores"}
+    figures: dict = {"model": "smollm2-135m-instruct" + (f"+{args.adapter}" if args.adapter else ""),
+                     "examples": len(test), "with_tool": sum(1 for e in test if e.meta.get("expected_tool"))}
     start_all = time.perf_counter()
     for mode in args.modes.split(","):
         totals: dict[str, list[float]] = {}
@@ -77,7 +77,7 @@ def main() -> None:
         if failures:
             figures[mode]["invalid_outputs"] = failures
     figures["seconds"] = round(time.perf_counter() - start_all, 1)
-    print(json.dumps(figures, ensure_ascii=False))
+    report("tool_choice_accuracy", figures)
 
 
 if __name__ == "__main__":

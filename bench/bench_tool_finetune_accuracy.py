@@ -7,10 +7,11 @@ The same recipe runs as the speedrun's fine-tune stage (llm_deeper.finetune.tool
 
 from __future__ import annotations
 
-import json
 import sys
 import tempfile
 from pathlib import Path
+
+from harness import progress, report
 
 
 def main() -> None:
@@ -30,11 +31,11 @@ def main() -> None:
             from dataclasses import replace
 
             recipe = replace(recipe, epochs=epochs)
-        run = run_tool_recipe(DEFAULT_MODEL, base, Path(keep or folder), recipe, log=lambda line: print(line, file=sys.stderr, flush=True))
+        run = run_tool_recipe(DEFAULT_MODEL, base, Path(keep or folder), recipe, log=progress)
     figures = {**run.figures(), "recipe": asdict(run.recipe), "sample after": run.after.samples[:3]}
     figures["target right tool after"] = 0.8
     figures["meets target"] = figures["right tool after"] >= 0.8
-    print(json.dumps({"bench": "tool_finetune_accuracy", "model": DEFAULT_MODEL, "quick": quick, **figures}, ensure_ascii=False))
+    report("tool_finetune_accuracy", {"model": DEFAULT_MODEL, "quick": quick, **figures})
 
 
 if __name__ == "__main__":
