@@ -245,7 +245,7 @@ STEPS = 120  # optimizer steps of the small run that is killed and resumed
 def training_kills(kills: int, seed: int) -> dict:
     import torch
 
-    from llm_deeper.train.checkpoint import load_checkpoint
+    from llm_deeper.train.tinygpt.checkpoint import load_checkpoint
 
     text = "\n".join(p.read_text(encoding="utf-8") for p in sorted((REPO / "docs").glob("*.md")))[:200_000]
     flags = ["--tokenizer", "char", "--layers", "1", "--heads", "2", "--embd", "32", "--context", "32", "--steps", str(STEPS),

@@ -34,7 +34,7 @@ def measure(method: str, steps: int) -> dict:
 
     from llm_deeper.data.toolcalls import make_tool_dataset
     from llm_deeper.finetune.config import FinetuneConfig
-    from llm_deeper.finetune.loop import peak_rss_mb
+    from llm_deeper.train.loop import make_optimizer, peak_rss_mb
     from llm_deeper.finetune.modeling import build_trainable, make_token_loss, parameter_counts
     from llm_deeper.data.sft_render import tokenize_example
 
@@ -45,7 +45,7 @@ def measure(method: str, steps: int) -> dict:
     ids = torch.tensor([r.input_ids[:LENGTH] + [2] * (LENGTH - len(r.input_ids[:LENGTH])) for r in rows])  # real text, exactly 256 tokens
     batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": ids.clone()}  # plain LM loss on every token
     loss_module = make_token_loss(model)
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
+    optimizer = make_optimizer(model.parameters(), lr=1e-5)  # what `finetune` builds
     times = []
     for step in range(steps + 1):
         start = time.perf_counter()

@@ -53,9 +53,9 @@ def run_ours(text_path: Path, steps: int, threads: int, compile_model: bool, fla
     from llm_deeper.data.corpus import file_corpus
     from llm_deeper.scratch.char_tokenizer import CharTokenizer
     from llm_deeper.scratch.tinygpt import TinyGPTConfig
-    from llm_deeper.train.config import TrainConfig
-    from llm_deeper.train.loop import evaluate, train
-    from llm_deeper.train.text import TokenData
+    from llm_deeper.train.tinygpt.config import TrainConfig
+    from llm_deeper.train.tinygpt.pretrain import evaluate, train
+    from llm_deeper.train.tinygpt.text import TokenData
 
     from llm_deeper.train.distributed import auto_threads
 
@@ -72,9 +72,9 @@ def run_ours(text_path: Path, steps: int, threads: int, compile_model: bool, fla
     return {
         "flavor": flavor, "vocab": tok.vocab_size, "parameters": result.model.num_parameters(),
         "threads": threads, "compile": compile_model, "bf16_autocast": bf16,
-        "tokens_per_s": round(result.tokens_per_second), "ms_per_iter": round(768 / result.tokens_per_second * 1000, 2),
-        "val_loss_eval20": round(result.val_losses[-1][1], 4), "val_loss_eval200": round(val200, 4),
-        "train_loss_last": round(result.losses[-1], 4), "wall_s": round(wall, 1),
+        "tokens_per_s": round(result.tokens_per_s), "ms_per_iter": round(768 / result.tokens_per_s * 1000, 2),
+        "val_loss_eval20": round(result.eval_losses[-1][1], 4), "val_loss_eval200": round(val200, 4),
+        "train_loss_last": round(result.train_losses[-1], 4), "wall_s": round(wall, 1),
     }
 
 
@@ -124,8 +124,8 @@ def step_ab(checkout: Path, text_path: Path, threads: int, flavor: str, bf16: bo
     import torch
 
     from llm_deeper.scratch.tinygpt import TinyGPT, TinyGPTConfig
-    from llm_deeper.train.config import TrainConfig
-    from llm_deeper.train.loop import make_optimizer
+    from llm_deeper.train.tinygpt.config import TrainConfig
+    from llm_deeper.train.tinygpt.pretrain import tinygpt_optimizer
 
     from llm_deeper.train.distributed import auto_threads
 
@@ -148,7 +148,7 @@ def step_ab(checkout: Path, text_path: Path, threads: int, flavor: str, bf16: bo
         nano = GPT(GPTConfig(block_size=64, vocab_size=len(stoi), n_layer=4, n_head=4, n_embd=128, dropout=0.0, bias=False))
         nano_opt = nano.configure_optimizers(0.1, 1e-3, (0.9, 0.99), "cpu")
     ours = TinyGPT(TinyGPTConfig(vocab_size=len(stoi), context=64, n_layer=4, n_head=4, n_embd=128, flavor=flavor))
-    ours_opt = make_optimizer(ours, TrainConfig(beta2=0.99), torch.device("cpu"))
+    ours_opt = tinygpt_optimizer(ours, TrainConfig(beta2=0.99))
     autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
 
     def nano_step():

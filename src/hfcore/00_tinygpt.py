@@ -119,9 +119,9 @@ show("sample", repr(PROMPT + bpe.decode(before.tokens)))
 # at 1.0, validation loss every few steps on the same held-out batches.
 
 # %%
-from llm_deeper.train.config import TrainConfig
-from llm_deeper.train.loop import train
-from llm_deeper.train.text import TokenData
+from llm_deeper.train.tinygpt.config import TrainConfig
+from llm_deeper.train.tinygpt.pretrain import train
+from llm_deeper.train.tinygpt.text import TokenData
 
 section("5. Training")
 data = TokenData.encode(corpus, bpe, CONTEXT)
@@ -130,13 +130,13 @@ cfg = TrainConfig(steps=steps, batch_size=8 if QUICK else 16, warmup_steps=steps
                   eval_every=steps // 4, eval_batches=8, seed=0, threads=1 if QUICK else 0)  # 0: one thread per idle core
 result = train(config, cfg, data, bpe, OUT / "run", show_progress=not QUICK)
 model = result.model
-show("validation loss by step", ", ".join(f"{s}: {v:.3f}" for s, v in result.val_losses))
-show("throughput", f"{result.tokens_per_second:,.0f} tokens/s")
+show("validation loss by step", ", ".join(f"{s}: {v:.3f}" for s, v in result.eval_losses))
+show("throughput", f"{result.tokens_per_s:,.0f} tokens/s")
 saved(result.plot)
 saved(result.checkpoint)
-drop = math.log(V) - result.val_losses[-1][1]
+drop = math.log(V) - result.eval_losses[-1][1]
 check("validation loss fell well below chance", drop > (0.5 if QUICK else 2.0), f"{drop:.2f} nats below ln(vocab)")
-check("it kept falling after the first evaluation (a training outcome: seed 0 fixes it)", result.val_losses[-1][1] < result.val_losses[0][1])
+check("it kept falling after the first evaluation (a training outcome: seed 0 fixes it)", result.eval_losses[-1][1] < result.eval_losses[0][1])
 
 # %% [markdown]
 # ## 6. Samples after training, with and without the KV cache

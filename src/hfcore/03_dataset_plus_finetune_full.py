@@ -59,11 +59,11 @@ result = train(config, on_log=lambda s: print(f"  step {s.step}/{s.total_steps} 
 show("trainable parameters", f"{result.trainable:,} of {result.total:,}")
 show("time per step", f"{result.seconds / result.steps:.1f} s")
 show("peak memory (RSS)", f"{result.peak_rss_mb:,.0f} MB")
-show("held-out loss", f"{result.eval_losses[0]:.3f} → {result.eval_losses[-1]:.3f}")
+show("held-out loss", f"{result.eval_losses[0][1]:.3f} → {result.eval_losses[-1][1]:.3f}")
 check("a full fine-tune trains 100% of the weights", result.trainable == result.total)
 check("the run did every step", result.steps == setup.steps)
 if not setup.quick:
-    check("held-out loss went down (a training outcome: seed 0 fixes it)", result.eval_losses[-1] < result.eval_losses[0])
+    check("held-out loss went down (a training outcome: seed 0 fixes it)", result.eval_losses[-1][1] < result.eval_losses[0][1])
     check("weights + grads + Adam's 2 moments need > 4× the fp32 weights in memory", result.peak_rss_mb * 2**20 > 4 * 4 * result.total)
 check("the output is a standalone HF folder", (out / "full" / "config.json").exists() and (out / "full" / "model.safetensors").exists())
 saved(out / "full")

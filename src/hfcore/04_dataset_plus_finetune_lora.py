@@ -64,19 +64,19 @@ rows = [("base weights", dtypes["lora"], dtypes["full"]),
         ("share trained", f"{100 * lora['trainable'] / lora['total']:.2f}%", f"{100 * full['trainable'] / full['total']:.0f}%"),
         ("peak memory (RSS)", f"{lora['peak_rss_mb']:,.0f} MB", f"{full['peak_rss_mb']:,.0f} MB"),
         ("time per step", f"{lora['seconds'] / lora['steps']:.1f} s", f"{full['seconds'] / full['steps']:.1f} s"),
-        ("held-out loss", f"{lora['eval_losses'][0]:.3f} → {lora['eval_losses'][-1]:.3f}", f"{full['eval_losses'][0]:.3f} → {full['eval_losses'][-1]:.3f}")]
+        ("held-out loss", f"{lora['eval_losses'][0][1]:.3f} → {lora['eval_losses'][-1][1]:.3f}", f"{full['eval_losses'][0][1]:.3f} → {full['eval_losses'][-1][1]:.3f}")]
 print(f"  {'':<22} {'LoRA':>20} {'full':>20}")
 for name, a, b in rows:
     print(f"  {name:<22} {a:>20} {b:>20}")
 check("LoRA trains a small fraction of what full fine-tuning trains", lora["trainable"] < full["trainable"] / 10)
 # Same base, same data: the same starting loss, up to bf16 rounding when LoRA's base runs in bf16.
-start_gap = abs(lora["eval_losses"][0] - full["eval_losses"][0])
+start_gap = abs(lora["eval_losses"][0][1] - full["eval_losses"][0][1])
 check("both runs start from the same held-out loss (same base, same data; bf16 rounding aside)",
       start_gap < (1e-4 if dtypes["lora"] == dtypes["full"] else 0.02), f"gap {start_gap:.4f}")
 if not setup.quick:  # a tiny random model in quick mode: only the mechanics are checked
     check("LoRA trains under 1% of the weights", lora["trainable"] / lora["total"] < 0.01)
     check("LoRA needs less peak memory (no gradients or Adam state for the base weights)", lora["peak_rss_mb"] < full["peak_rss_mb"])
-    check("LoRA lowered the held-out loss (a training outcome: seed 0 fixes it)", lora["eval_losses"][-1] < lora["eval_losses"][0])
+    check("LoRA lowered the held-out loss (a training outcome: seed 0 fixes it)", lora["eval_losses"][-1][1] < lora["eval_losses"][0][1])
 
 # %%
 section("3. The adapter folder")

@@ -46,8 +46,8 @@ def no_work(monkeypatch):
     import llm_deeper.inference.engine
     import llm_deeper.models.loaders
     import llm_deeper.speedrun.core
-    import llm_deeper.train.loop
-    import llm_deeper.train.text
+    import llm_deeper.train.tinygpt.pretrain
+    import llm_deeper.train.tinygpt.text
     import uvicorn
 
     monkeypatch.setattr(llm_deeper.models.loaders, "load_model", tripwire("load_model", True))
@@ -55,8 +55,8 @@ def no_work(monkeypatch):
     monkeypatch.setattr(llm_deeper.inference.engine.Engine, "load", classmethod(lambda cls, model="x", *a, **k: tripwire("Engine.load", True)(model)))
     monkeypatch.setattr(llm_deeper.chat_repl, "run_chat", tripwire("run_chat", True))
     monkeypatch.setattr(llm_deeper.finetune.loop, "train", tripwire("finetune"))
-    monkeypatch.setattr(llm_deeper.train.loop, "train", tripwire("tinygpt train"))
-    monkeypatch.setattr(llm_deeper.train.text, "prepare", tripwire("tinygpt corpus"))
+    monkeypatch.setattr(llm_deeper.train.tinygpt.pretrain, "train", tripwire("tinygpt train"))
+    monkeypatch.setattr(llm_deeper.train.tinygpt.text, "prepare", tripwire("tinygpt corpus"))
     monkeypatch.setattr(llm_deeper.speedrun.core, "run_stages", tripwire("speedrun"))
     monkeypatch.setattr(uvicorn, "run", tripwire("uvicorn"))
     monkeypatch.setattr(subprocess, "Popen", tripwire("subprocess"))
@@ -229,9 +229,9 @@ def test_quick_keeps_explicit_flags(monkeypatch, capsys, tmp_path):
         seen.update(vocab_size=vocab_size, context=context)
         raise WorkStarted("prepare")
 
-    import llm_deeper.train.text
+    import llm_deeper.train.tinygpt.text
 
-    monkeypatch.setattr(llm_deeper.train.text, "prepare", fake_prepare)
+    monkeypatch.setattr(llm_deeper.train.tinygpt.text, "prepare", fake_prepare)
     with pytest.raises(WorkStarted):
         cli.run(["tinygpt", "train", "--quick", "--out", str(tmp_path / "run"), "--context", "96"])
     assert seen == {"vocab_size": tinygpt.QUICK_SETTINGS["vocab_size"], "context": 96}  # --quick's vocab, the user's context

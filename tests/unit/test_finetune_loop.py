@@ -41,7 +41,7 @@ def test_lora_adapter_loads_with_peft_and_learns(tiny_llama_dir, chat_data, tmp_
     from transformers import AutoModelForCausalLM
 
     result = train(config(tiny_llama_dir, chat_data, tmp_path / "a", eval_data=chat_data, epochs=3, lr=2e-2))
-    assert result.eval_losses[-1] < result.eval_losses[0] - 0.05
+    assert result.eval_losses[-1][1] < result.eval_losses[0][1] - 0.05
     assert (tmp_path / "a" / "adapter_config.json").exists() and not list((tmp_path / "a").glob("checkpoint-*"))
     assert 0 < result.trainable < result.total / 5
     base = AutoModelForCausalLM.from_pretrained(tiny_llama_dir)

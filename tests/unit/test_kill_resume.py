@@ -80,7 +80,7 @@ def finish(proc: subprocess.Popen, log: Path) -> None:
 
 
 def test_tinygpt_killed_at_several_moments_resumes_to_the_same_weights(tmp_path):
-    from llm_deeper.train.checkpoint import load_checkpoint
+    from llm_deeper.train.tinygpt.checkpoint import load_checkpoint
 
     text = tmp_path / "t.txt"
     text.write_text("To be, or not to be, that is the question:\nWhether 'tis nobler in the mind to suffer\n" * 40)

@@ -10,11 +10,11 @@ from llm_deeper.data.corpus import Corpus, default_corpus, file_corpus
 from llm_deeper.errors import UserError
 from llm_deeper.scratch.char_tokenizer import CharTokenizer
 from llm_deeper.scratch.tinygpt import TinyGPT, TinyGPTConfig
-from llm_deeper.train.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
-from llm_deeper.train.config import TrainConfig
-from llm_deeper.train.loop import train
+from llm_deeper.train.tinygpt.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from llm_deeper.train.tinygpt.config import TrainConfig
+from llm_deeper.train.tinygpt.pretrain import train
 from llm_deeper.train.schedule import lr_at
-from llm_deeper.train.text import TokenData, get_batch
+from llm_deeper.train.tinygpt.text import TokenData, get_batch
 
 ONE_THREAD = {"OMP_NUM_THREADS": "1"}  # tiny models: a second thread only adds contention on a busy machine
 TEXT = "Attention is all you need, said the paper; and the fox agreed.\n" * 50
@@ -69,9 +69,9 @@ def test_training_lowers_the_loss_with_accumulation_and_clipping():
     data = TokenData.encode(corpus, tok, 16)
     cfg = TrainConfig(steps=30, batch_size=4, grad_accum=2, warmup_steps=3, lr=3e-3, min_lr=3e-4, eval_every=15, eval_batches=2, threads=1)
     result = train(TinyGPTConfig(vocab_size=tok.vocab_size, context=16, n_layer=1, n_head=2, n_embd=32), cfg, data, tok, show_progress=False)
-    assert result.losses[-1] < result.losses[0] - 0.5
-    assert [s for s, _ in result.val_losses] == [15, 30] and result.val_losses[1][1] < result.val_losses[0][1]
-    assert result.tokens_per_second > 0
+    assert result.train_losses[-1] < result.train_losses[0] - 0.5
+    assert [s for s, _ in result.eval_losses] == [15, 30] and result.eval_losses[1][1] < result.eval_losses[0][1]
+    assert result.tokens_per_s > 0
 
 
 def test_bf16_autocast_trains_and_stays_close_to_fp32():
@@ -84,9 +84,9 @@ def test_bf16_autocast_trains_and_stays_close_to_fp32():
                                               dtype="bfloat16" if bf16 else "float32"),
                   data, tok, show_progress=False) for bf16 in (False, True)]
     fp32, bf16 = runs
-    assert bf16.losses[-1] < bf16.losses[0] - 0.3
-    assert abs(bf16.val_losses[-1][1] - fp32.val_losses[-1][1]) < 0.1
-    assert bf16.losses != fp32.losses  # autocast really changed the arithmetic
+    assert bf16.train_losses[-1] < bf16.train_losses[0] - 0.3
+    assert abs(bf16.eval_losses[-1][1] - fp32.eval_losses[-1][1]) < 0.1
+    assert bf16.train_losses != fp32.train_losses  # autocast really changed the arithmetic
 
 
 def test_corrupted_and_foreign_checkpoints_are_clear_errors(tmp_path):

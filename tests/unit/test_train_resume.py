@@ -7,10 +7,10 @@ import torch
 from llm_deeper.data.corpus import Corpus
 from llm_deeper.scratch.char_tokenizer import CharTokenizer
 from llm_deeper.scratch.tinygpt import TinyGPTConfig
-from llm_deeper.train.checkpoint import load_checkpoint
-from llm_deeper.train.config import TrainConfig
-from llm_deeper.train.loop import train
-from llm_deeper.train.text import TokenData
+from llm_deeper.train.tinygpt.checkpoint import load_checkpoint
+from llm_deeper.train.tinygpt.config import TrainConfig
+from llm_deeper.train.tinygpt.pretrain import train
+from llm_deeper.train.tinygpt.text import TokenData
 
 TEXT = "The quick brown fox jumps over the lazy dog; pack my box with five dozen liquor jugs.\n" * 40
 
@@ -36,9 +36,9 @@ def test_resume_matches_uninterrupted_run(tmp_path):
     second = train(model_config, config(8), data, tok, tmp_path / "split", resume=True, show_progress=False)
 
     assert second.start_step == 4
-    assert first.losses == full.losses[:4]
-    assert second.losses == full.losses  # bit-exact, dropout included
-    assert second.val_losses == full.val_losses
+    assert first.train_losses == full.train_losses[:4]
+    assert second.train_losses == full.train_losses  # bit-exact, dropout included
+    assert second.eval_losses == full.eval_losses
     for (name, a), b in zip(full.model.state_dict().items(), second.model.state_dict().values()):
         assert torch.equal(a, b), name
 

@@ -19,6 +19,8 @@ def finetune(
     max_steps: int = typer.Option(None, "--max-steps", min=1, help="Stop after this many optimizer steps."),
     lr: float = typer.Option(None, "--lr", help="Peak learning rate (default 2e-4 for lora, 2e-5 for full)."),
     warmup_steps: int = typer.Option(0, "--warmup-steps", min=0, help="Linear warm-up steps, then linear decay."),
+    weight_decay: float = typer.Option(0.0, "--weight-decay", min=0.0, help="AdamW weight decay on matrices (not norms, biases)."),
+    grad_clip: float = typer.Option(1.0, "--grad-clip", min=0.0, help="Clip the global gradient norm to this (0: off)."),
     rank: int = typer.Option(8, "--rank", "-r", min=1, help="LoRA rank r."),
     alpha: float = typer.Option(16.0, "--alpha", help="LoRA alpha (update scaled by alpha / r)."),
     dropout: float = typer.Option(0.05, "--dropout", min=0.0, max=0.9, help="Dropout on the LoRA input."),
@@ -56,7 +58,7 @@ def finetune(
 
     config = FinetuneConfig(
         data=data, output=output, method=method, model=model, eval_data=eval_data, epochs=epochs, max_steps=max_steps, lr=lr,
-        warmup_steps=warmup_steps, rank=rank, alpha=alpha, dropout=dropout, target_modules=[t.strip() for t in target_modules.split(",") if t.strip()], layers=layers,
+        warmup_steps=warmup_steps, weight_decay=weight_decay, grad_clip=grad_clip, rank=rank, alpha=alpha, dropout=dropout, target_modules=[t.strip() for t in target_modules.split(",") if t.strip()], layers=layers,
         batch_size=batch_size, grad_accum=grad_accum, max_length=max_length, pack=pack, seed=seed, save_every=save_every, resume=resume, qlora=qlora, gradient_checkpointing=gradient_checkpointing, dtype=dtype, sharding=sharding,
     ).validate()
     if qlora:
@@ -77,7 +79,7 @@ def finetune(
         console.print(f"halted at step {result.steps}; continue with the same command plus --resume")
         return
     if result.eval_losses:
-        console.print("eval loss: " + " → ".join(f"{x:.4f}" for x in result.eval_losses) + "  (before training, then after each epoch)")
+        console.print("eval loss: " + " → ".join(f"{x:.4f}" for _, x in result.eval_losses) + "  (before training, then after each epoch)")
     console.print(f"{result.steps} steps, {result.seconds:.1f} s, {result.tokens_per_s:.0f} tokens/s, trainable {result.trainable:,} of {result.total:,} parameters, peak RSS {result.peak_rss_mb:.0f} MB")
     kind = "PEFT adapter" if method == "lora" else "HF model folder"
     console.print(f"[green]✓[/] {kind} → {output}")

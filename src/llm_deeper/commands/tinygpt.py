@@ -51,6 +51,7 @@ def train_command(
     grad_accum: int = typer.Option(1, "--grad-accum", min=1, help="Micro-batches per optimizer step."),
     lr: float = typer.Option(1e-3, "--lr", min=0.0, help="Peak learning rate."),
     warmup: int = typer.Option(50, "--warmup", min=0, help="Linear warmup steps."),
+    grad_clip: float = typer.Option(1.0, "--grad-clip", min=0.0, help="Clip the global gradient norm to this (0: off)."),
     eval_every: int = typer.Option(250, "--eval-every", min=0, help="Steps between validation losses (0 = end only)."),
     checkpoint_every: int = typer.Option(250, "--checkpoint-every", min=0, help="Steps between checkpoints (0 = end only)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the run folder's checkpoint (same losses as an uninterrupted run)."),
@@ -60,9 +61,10 @@ def train_command(
     dtype: str = typer.Option("auto", "--dtype", help="auto (bfloat16 autocast where the CPU/GPU has bf16 units, else float32), bfloat16 or float32."),
     bf16: bool = typer.Option(False, "--bf16", hidden=True, help="Same as --dtype bfloat16 (kept for old scripts)."),
     device: str = typer.Option("auto", "--device", help="'auto', 'cpu' or 'cuda'."),
+    sharding: str = typer.Option("ddp", "--sharding", help="Under torchrun: ddp (a full replica per process) or fsdp (weights, gradients, Adam state split across processes)."),
     quick: bool = QUICK_OPTION,
 ) -> None:
-    """Train on the default corpus or --text; works under torchrun for DDP. Example: llm-deeper tinygpt train --steps 300"""
+    """Train on the default corpus or --text; works under torchrun (DDP or FSDP). Example: llm-deeper tinygpt train --steps 300"""
     import os
 
     from rich.console import Console
@@ -70,10 +72,10 @@ def train_command(
     from ..data.corpus import fingerprint
     from ..errors import UserError
     from ..scratch.tinygpt import TinyGPTConfig
-    from ..train.config import TrainConfig
-    from ..train.loop import train
+    from ..train.tinygpt.config import TrainConfig
+    from ..train.tinygpt.pretrain import train
     from ..inputs import check_data_file, check_output_dir
-    from ..train.text import prepare
+    from ..train.tinygpt.text import prepare
 
     if text is not None:
         check_data_file(text, "--text")
@@ -91,15 +93,15 @@ def train_command(
         model_config = TinyGPTConfig(vocab_size=tok.vocab_size, context=context, n_layer=layers, n_head=heads, n_embd=embd, flavor=flavor, dropout=dropout)
     except ValueError as exc:
         raise UserError(str(exc)) from exc
-    cfg = TrainConfig(steps=steps, batch_size=batch_size, grad_accum=grad_accum, lr=lr, min_lr=lr / 10, warmup_steps=warmup,
-                      eval_every=eval_every, checkpoint_every=checkpoint_every, seed=seed, threads=threads, compile=compile,
+    cfg = TrainConfig(steps=steps, batch_size=batch_size, grad_accum=grad_accum, lr=lr, min_lr=lr / 10, warmup_steps=warmup, grad_clip=grad_clip,
+                      sharding=sharding, eval_every=eval_every, checkpoint_every=checkpoint_every, seed=seed, threads=threads, compile=compile,
                       dtype="bfloat16" if bf16 else dtype, device=device)
     console.print(f"corpus {corpus.name}: {corpus.chars:,} chars → {data.train.numel():,} train / {data.val.numel():,} val tokens ({tok.kind}, vocab {tok.vocab_size})")
     result = train(model_config, cfg, data, tok, out, resume=resume, data_fingerprint=fingerprint(corpus.train), log=console.print)
     if main:
-        val = f"{result.val_losses[-1][1]:.3f}" if result.val_losses else "n/a"
-        console.print(f"[green]✓[/] {result.model.num_parameters():,} parameters, {len(result.losses)} steps: train loss {result.losses[-1]:.3f}, "
-                      f"val loss {val}, {result.tokens_per_second:,.0f} tokens/s")
+        val = f"{result.eval_losses[-1][1]:.3f}" if result.eval_losses else "n/a"
+        console.print(f"[green]✓[/] {result.total:,} parameters, {len(result.train_losses)} steps: train loss {result.train_losses[-1]:.3f}, "
+                      f"val loss {val}, {result.tokens_per_s:,.0f} tokens/s")
         console.print(f"checkpoint: {result.checkpoint}\nloss curve: {result.plot}")
 
 
@@ -123,7 +125,7 @@ def sample_command(
 
     from ..errors import UserError
     from ..scratch.tinygpt_sampling import generate
-    from ..train.checkpoint import model_from_checkpoint
+    from ..train.tinygpt.checkpoint import model_from_checkpoint
 
     if not 0.0 < top_p <= 1.0:
         raise UserError(f"top-p must be in (0, 1], got {top_p}")
@@ -152,7 +154,7 @@ def export_command(
 
     from ..convert.tinygpt_export import export_hf, logits_parity
     from ..inputs import check_output_dir
-    from ..train.checkpoint import model_from_checkpoint
+    from ..train.tinygpt.checkpoint import model_from_checkpoint
 
     if out is not None:
         check_output_dir(out, "--out")

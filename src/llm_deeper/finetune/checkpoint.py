@@ -17,7 +17,7 @@ from ..train.checkpointing import StepCheckpoints
 
 KEEP = 1  # checkpoints kept per output folder (a full fine-tune's is ~3× the model size with Adam's moments)
 FORMAT = "llm-deeper-finetune"  # marks our checkpoints
-VERSION = 2  # 2: checksummed, progress as a plain record, no scheduler state
+VERSION = 3  # 2: checksummed, progress as a plain record, no scheduler state; 3: held-out losses as (step, loss)
 FIX = "delete that checkpoint folder and resume from an earlier one, or start again without --resume"
 
 
@@ -29,7 +29,7 @@ class Progress:
     epoch: int = 0  # 0-based epoch in progress
     batch_in_epoch: int = 0  # optimizer steps done within this epoch
     train_losses: list[float] = field(default_factory=list)  # loss of every step so far
-    eval_losses: list[float] = field(default_factory=list)  # held-out loss before training, then after each epoch
+    eval_losses: list[tuple[int, float]] = field(default_factory=list)  # (step, held-out loss): before training (step 0), then after each epoch
     seconds: float = 0.0  # training time so far (evaluation and saving excluded)
     tokens: int = 0  # input tokens trained on so far, all processes
 

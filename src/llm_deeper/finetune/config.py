@@ -24,7 +24,8 @@ class FinetuneConfig:
     max_steps: int | None = None  # stop after this many optimizer steps (None: run all epochs); the schedule plans for it
     lr: float | None = None  # peak learning rate; None picks 2e-4 for LoRA, 2e-5 for full
     warmup_steps: int = 0  # linear warm-up, then linear decay to zero
-    weight_decay: float = 0.0  # AdamW weight decay
+    weight_decay: float = 0.0  # AdamW weight decay, on matrices only (not norms, biases)
+    grad_clip: float = 1.0  # clip the global gradient norm to this (0 = off)
     rank: int = 8  # LoRA rank r
     alpha: float = 16.0  # LoRA alpha; the update is scaled by alpha / r
     dropout: float = 0.05  # dropout on the LoRA input
@@ -73,6 +74,8 @@ class FinetuneConfig:
         for name in ("epochs", "batch_size", "grad_accum", "max_length", "rank"):
             if getattr(self, name) < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if self.grad_clip < 0:
+            raise UserError(f"--grad-clip must be 0 (off) or positive, got {self.grad_clip}")
         if self.learning_rate <= 0:
             raise UserError(f"--lr must be positive, got {self.learning_rate}")
         for path in (self.data, self.eval_data):

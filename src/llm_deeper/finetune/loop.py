@@ -1,76 +1,29 @@
-"""The training loop behind `llm-deeper finetune` (full or LoRA, one process, DDP or FSDP).
+"""The training job behind `llm-deeper finetune` (full or LoRA, one process, DDP or FSDP), on the shared loop.
 
-One loop for both methods: the only difference is which parameters have
-`requires_grad`. Under `torchrun` each process takes its own slice of every
-global batch and DDP averages the gradients; the loss is divided by the number
-of labelled tokens in the *whole* optimizer step (all micro-batches, all
-processes), so 2 processes × batch B give the same update as 1 process ×
-batch 2B, whatever the conversations' lengths.
-
-The plumbing is shared with TinyGPT's loop (`llm_deeper.train`): process
-group and device (`distributed`), schedule, evaluation and the checksummed,
-atomic checkpoint manager; what stays here is what a fine-tuning step does.
+One job for both methods: the only difference is which parameters have
+`requires_grad`. The steps run in `train.loop.run_steps` (the loop TinyGPT
+pre-training runs too): under `torchrun` each process takes its own slice of
+every global batch, and the loss is divided by the number of labelled tokens in
+the *whole* optimizer step (all micro-batches, all processes), so 2 processes
+× batch B give the same update as 1 process × batch 2B, whatever the
+conversations' lengths. What stays here is what fine-tuning decides: the rows
+and their order per epoch, the model's loss on a batch (`TokenLoss`: a batch is
+collate's `input_ids`, `attention_mask` and `labels`; per-token loss weights
+would travel beside the labels), evaluation and checkpoints at epoch ends, the
+adapter or model folder written at the end.
 """
 
 from __future__ import annotations
 
 import json
-import resource
-import time
-from contextlib import nullcontext
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from ..errors import UserError
+from ..train.loop import StepLog, TrainResult, make_optimizer, peak_rss_mb, run_steps
 from . import checkpoint
 from .checkpoint import Progress
 from .config import FinetuneConfig
-
-
-@dataclass
-class StepLog:
-    """What the progress bar shows after each optimizer step."""
-
-    step: int  # optimizer steps done
-    total_steps: int  # steps the run plans
-    epoch: int  # 0-based epoch of this step
-    loss: float  # mean loss per labelled token in this step
-    lr: float  # learning rate used for this step
-    tokens_per_s: float  # input tokens (all processes) per second so far
-
-
-@dataclass
-class TrainResult:
-    """What a run did."""
-
-    output: Path  # the adapter or model folder
-    method: str  # "full" or "lora"
-    steps: int  # optimizer steps done
-    train_losses: list[float]  # loss of each step
-    eval_losses: list[float]  # held-out loss before training, then after each epoch
-    seconds: float  # wall time of the training steps (loading and eval excluded)
-    tokens_per_s: float  # input tokens per second of training, all processes
-    trainable: int  # trainable parameters
-    total: int  # all parameters
-    peak_rss_mb: float  # peak resident memory of this process
-    halted: bool = False  # stopped by halt_after (resume with --resume)
-    world: int = 1  # processes that trained together
-    sharding: str = "none"  # "none" (one process), "ddp" or "fsdp"
-    param_mb: float = 0.0  # parameters this process holds (its shards under FSDP), MiB
-    optimizer_mb: float = 0.0  # Adam state this process holds (its shards under FSDP), MiB
-    notes: list[str] = field(default_factory=list)  # truncation counts and similar warnings
-
-    def to_json(self) -> dict:
-        return {k: (str(v) if isinstance(v, Path) else v) for k, v in self.__dict__.items()}
-
-
-def peak_rss_mb() -> float:
-    """Peak resident set size of this process (Linux reports KiB, macOS bytes)."""
-    import sys
-
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 
 
 def tokenize(path: Path, tokenizer, config: FinetuneConfig, notes: list[str]):
@@ -107,9 +60,9 @@ def train(config: FinetuneConfig, on_log: Callable[[StepLog], None] | None = Non
 
     from ..data.sft_render import collate
     from ..train.distributed import cleanup, setup
-    from ..train.schedule import set_lr, warmup_linear
-    from .modeling import build_trainable, make_token_loss, parameter_counts
-    from .sharding import full_trainable_state, load_trainable_state, wrap_for_training
+    from ..train.schedule import warmup_linear
+    from ..train.sharding import full_trainable_state, load_trainable_state, local_mb, wrap_for_training
+    from .modeling import build_trainable, decoder_layers, make_token_loss, parameter_counts
 
     config.validate()
     info = setup("auto")
@@ -135,11 +88,11 @@ def train(config: FinetuneConfig, on_log: Callable[[StepLog], None] | None = Non
     total_steps = steps_per_epoch * config.epochs if config.max_steps is None else min(config.max_steps, steps_per_epoch * config.epochs)
 
     loss_module = make_token_loss(model)
-    train_module = wrap_for_training(loss_module, info, config.sharding)
+    train_module = wrap_for_training(loss_module, info, config.sharding, decoder_layers(loss_module))
     # Every process evaluates (equal results): under FSDP each forward is a collective; under DDP the local replica is enough.
     eval_module = train_module if info.enabled and config.sharding == "fsdp" else loss_module
-    trainable = [p for p in loss_module.parameters() if p.requires_grad]  # after sharding: FSDP replaces them with shards
-    optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay)
+    # After sharding: FSDP replaces the parameters with shards.
+    optimizer = make_optimizer(loss_module.parameters(), config.learning_rate, config.weight_decay)
 
     progress = Progress()
     torch.manual_seed(config.seed + info.rank)  # dropout masks: reproducible, different per process
@@ -150,7 +103,8 @@ def train(config: FinetuneConfig, on_log: Callable[[StepLog], None] | None = Non
         if on_note and info.is_main:
             on_note(f"resumed from step {progress.step} of {total_steps}")
     elif eval_rows:
-        progress.eval_losses.append(evaluate(eval_module, eval_rows, tokenizer, config.batch_size, device))
+        progress.eval_losses.append((0, evaluate(eval_module, eval_rows, tokenizer, config.batch_size, device)))
+    start = progress.step
 
     def save_checkpoint() -> None:
         weights, optimizer_state = full_trainable_state(loss_module, optimizer, info, config.sharding)  # a collective under FSDP
@@ -158,65 +112,61 @@ def train(config: FinetuneConfig, on_log: Callable[[StepLog], None] | None = Non
             checkpoint.save(config.output, progress, weights, optimizer_state, torch.get_rng_state())
         info.barrier()
 
-    loss_module.train()
-    halted = False
-    started = time.perf_counter() - progress.seconds
-    while progress.epoch < config.epochs and progress.step < total_steps and not halted:
-        order = torch.randperm(len(rows), generator=torch.Generator().manual_seed(config.seed * 1000 + progress.epoch)).tolist()
-        while progress.batch_in_epoch < steps_per_epoch and progress.step < total_steps:
-            first = progress.batch_in_epoch * per_step
-            micro = []
-            for a in range(config.grad_accum):
-                chunk = order[first + a * per_micro: first + (a + 1) * per_micro]
-                mine = chunk[info.rank * config.batch_size:(info.rank + 1) * config.batch_size]
-                micro.append({k: v.to(device) for k, v in collate([rows[i] for i in mine], pad_id(tokenizer)).items()})
-            labelled = info.all_reduce_sum(sum(int((b["labels"][:, 1:] != -100).sum()) for b in micro))
-            lr = warmup_linear(progress.step, config.learning_rate, config.warmup_steps, total_steps)
-            set_lr(optimizer, lr)
-            step_loss = 0.0
-            for a, batch in enumerate(micro):
-                with gradient_sync(train_module, info, last=a == len(micro) - 1):
-                    loss_sum, _ = train_module(**batch)
-                    # DDP and FSDP average gradients over processes; × world turns that into a sum,
-                    # so the step's gradient is the mean over every labelled token of the step.
-                    (loss_sum * info.world / max(labelled, 1)).backward()
-                step_loss += float(loss_sum.detach())
-                progress.tokens += int(info.all_reduce_sum(int(batch["attention_mask"].sum())))
-            torch.nn.utils.clip_grad_norm_(trainable, 1.0)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            progress.step += 1
-            progress.batch_in_epoch += 1
-            progress.seconds = time.perf_counter() - started
-            loss = info.all_reduce_sum(step_loss) / max(labelled, 1)
-            progress.train_losses.append(loss)
-            if on_log and info.is_main:
-                on_log(StepLog(progress.step, total_steps, progress.epoch, loss, lr, progress.tokens / max(progress.seconds, 1e-9)))
-            if config.save_every and progress.step % config.save_every == 0:
-                save_checkpoint()
-            if config.halt_after is not None and progress.step >= config.halt_after:
-                halted = True
-                break
-        if halted:
+    orders: dict[int, list[int]] = {}
+
+    def batches(step: int) -> list[dict]:
+        """This process's micro-batches of `step`: its slice of each, from the epoch's seeded order."""
+        epoch, in_epoch = divmod(step, steps_per_epoch)
+        if epoch not in orders:
+            orders.clear()
+            orders[epoch] = torch.randperm(len(rows), generator=torch.Generator().manual_seed(config.seed * 1000 + epoch)).tolist()
+        first = in_epoch * per_step
+        micro = []
+        for a in range(config.grad_accum):
+            chunk = orders[epoch][first + a * per_micro: first + (a + 1) * per_micro]
+            mine = chunk[info.rank * config.batch_size:(info.rank + 1) * config.batch_size]
+            micro.append({k: v.to(device) for k, v in collate([rows[i] for i in mine], pad_id(tokenizer)).items()})
+        return micro
+
+    def record(log: StepLog) -> None:
+        progress.step = log.step
+        progress.epoch, progress.batch_in_epoch = divmod(log.step, steps_per_epoch)
+        progress.seconds += log.seconds
+        progress.tokens += log.tokens
+        progress.train_losses.append(log.loss)
+        log.epoch = (log.step - 1) // steps_per_epoch
+        log.tokens_per_s = progress.tokens / max(progress.seconds, 1e-9)
+        if on_log and info.is_main:
+            on_log(log)
+
+    def save_on_schedule(log: StepLog) -> bool:
+        """Checkpoint every --save-every steps and at each epoch end (after its evaluation); halt at --halt-after."""
+        epoch_end = log.step % steps_per_epoch == 0
+        if epoch_end and eval_rows:
+            progress.eval_losses.append((log.step, evaluate(eval_module, eval_rows, tokenizer, config.batch_size, device)))
+        halt = config.halt_after is not None and log.step >= config.halt_after
+        if epoch_end or halt or (config.save_every and log.step % config.save_every == 0):
             save_checkpoint()
-            break
-        progress.epoch += 1
-        progress.batch_in_epoch = 0
-        if eval_rows:
-            progress.eval_losses.append(evaluate(eval_module, eval_rows, tokenizer, config.batch_size, device))
-        save_checkpoint()
-        started = time.perf_counter() - progress.seconds  # eval and saving are not training time
+        halted.append(halt)
+        return halt
+
+    halted: list[bool] = []  # the last step's answer: did --halt-after stop the run there?
+    loss_module.train()
+    run_steps(module=train_module, optimizer=optimizer, info=info, start=start, total=total_steps,
+                     schedule=lambda step: warmup_linear(step, config.learning_rate, config.warmup_steps, total_steps),
+                     batches=batches, loss_of=lambda batch: train_module(**batch)[0],
+                     count_of=lambda batch: int((batch["labels"][:, 1:] != -100).sum()),
+                     tokens_of=lambda batch: int(batch["attention_mask"].sum()),
+                     grad_clip=config.grad_clip, callbacks=[record, save_on_schedule])
+    halted = bool(halted and halted[-1])
 
     counts = parameter_counts(model)
-    from .sharding import local_mb
-
     result = TrainResult(
-        output=config.output, method=config.method, steps=progress.step, train_losses=progress.train_losses,
-        eval_losses=progress.eval_losses, seconds=progress.seconds, tokens_per_s=progress.tokens / max(progress.seconds, 1e-9),
-        trainable=counts[0], total=counts[1], peak_rss_mb=peak_rss_mb(), halted=halted, notes=notes,
-        world=info.world, sharding=config.sharding if info.enabled else "none",
-        param_mb=local_mb(loss_module.parameters()),
-        optimizer_mb=local_mb(v for state in optimizer.state.values() for v in state.values()),
+        train_losses=progress.train_losses, eval_losses=progress.eval_losses, steps=progress.step, seconds=progress.seconds,
+        tokens_per_s=progress.tokens / max(progress.seconds, 1e-9), start_step=start, halted=halted, rank=info.rank,
+        world=info.world, sharding=config.sharding if info.enabled else "none", dtype=config.base_dtype,
+        param_mb=local_mb(loss_module.parameters()), optimizer_mb=local_mb(v for state in optimizer.state.values() for v in state.values()),
+        peak_rss_mb=peak_rss_mb(), output=config.output, method=config.method, trainable=counts[0], total=counts[1], notes=notes,
     )
     if not halted:
         weights, _ = full_trainable_state(loss_module, None, info, config.sharding, everything=config.method == "full")
@@ -226,28 +176,6 @@ def train(config: FinetuneConfig, on_log: Callable[[StepLog], None] | None = Non
     info.barrier()
     cleanup(info)
     return result
-
-
-def gradient_sync(module, info, last: bool):
-    """Under DDP/FSDP, reduce gradients only on the last micro-batch of a step."""
-    if not info.enabled or last:
-        return nullcontext()
-    if hasattr(module, "no_sync"):
-        return module.no_sync()  # DDP
-    return _fsdp_no_sync(module)
-
-
-class _fsdp_no_sync:
-    """FSDP2's equivalent of DDP's no_sync: keep gradients local until the last micro-batch."""
-
-    def __init__(self, module):
-        self.module = module
-
-    def __enter__(self):
-        self.module.set_requires_gradient_sync(False)
-
-    def __exit__(self, *exc):
-        self.module.set_requires_gradient_sync(True)
 
 
 def save_output(model, tokenizer, config: FinetuneConfig, result: TrainResult, weights: dict) -> None:

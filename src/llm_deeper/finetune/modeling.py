@@ -102,6 +102,12 @@ def causal_lm(model):
     return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
+def decoder_layers(loss_module) -> list:
+    """The transformer blocks inside TokenLoss → (PEFT →) *ForCausalLM → body: what FSDP shards one by one."""
+    body = causal_lm(loss_module.model).base_model
+    return list(getattr(body, "layers", []))
+
+
 def parameter_counts(model) -> tuple[int, int]:
     """(trainable, total) parameters, tied weights counted once."""
     seen, trainable, total = set(), 0, 0

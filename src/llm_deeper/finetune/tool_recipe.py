@@ -59,11 +59,11 @@ class ToolRecipeResult:
 
     @property
     def loss_before(self) -> float:
-        return self.train.eval_losses[0]
+        return self.train.eval_losses[0][1]
 
     @property
     def loss_after(self) -> float:
-        return self.train.eval_losses[-1]
+        return self.train.eval_losses[-1][1]
 
     @property
     def learned(self) -> bool:

@@ -12,6 +12,7 @@ Checkpoints and the final output are always written unsharded by rank 0
 (the same files as one process writes), so a run can resume on another
 number of processes' worth of hardware only with the same world size
 (the data order depends on it), but its output loads anywhere.
+TinyGPT pre-training and fine-tuning both shard through here.
 """
 
 from __future__ import annotations
@@ -19,22 +20,14 @@ from __future__ import annotations
 SHARDINGS = ("ddp", "fsdp")
 
 
-def decoder_layers(loss_module):
-    """The transformer blocks inside TokenLoss → (PEFT →) *ForCausalLM → body."""
-    from .modeling import causal_lm
-
-    body = causal_lm(loss_module.model).base_model
-    return list(getattr(body, "layers", []))
-
-
-def wrap_for_training(loss_module, info, sharding: str):
-    """The module to call for a training step: itself (one process), DDP or FSDP."""
+def wrap_for_training(loss_module, info, sharding: str, blocks=()):
+    """The module to call for a training step: itself (one process), DDP, or FSDP with each of `blocks` sharded on its own."""
     if not info.enabled:
         return loss_module
     if sharding == "fsdp":
         from torch.distributed.fsdp import fully_shard
 
-        for layer in decoder_layers(loss_module):
+        for layer in blocks:
             fully_shard(layer)  # each block gathered on its own: only one block's full weights live at once
         fully_shard(loss_module)  # the rest: embeddings, final norm, head
         return loss_module
@@ -58,6 +51,29 @@ def full_trainable_state(loss_module, optimizer, info, sharding: str, everything
         return weights, optim
     weights = {name: p.detach().cpu() for name, p in loss_module.named_parameters() if name in names}
     return weights, optimizer.state_dict() if optimizer is not None else None
+
+
+def full_state(module, optimizer, info, sharding: str) -> tuple[dict, dict]:
+    """(the module's whole state_dict, the optimizer's), unsharded on the CPU: what one process would save.
+
+    A collective under FSDP (every rank calls it; rank 0 gets the complete copy).
+    """
+    if info.enabled and sharding == "fsdp":
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict, get_optimizer_state_dict
+
+        options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+        return get_model_state_dict(module, options=options), get_optimizer_state_dict(module, optimizer, options=options)
+    return module.state_dict(), optimizer.state_dict()
+
+
+def load_optimizer_state(module, optimizer, state: dict, info, sharding: str) -> None:
+    """Put a saved (unsharded) optimizer state back; under FSDP each rank keeps its shard of it."""
+    if info.enabled and sharding == "fsdp":
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+        set_optimizer_state_dict(module, optimizer, state, options=StateDictOptions(full_state_dict=True))
+        return
+    optimizer.load_state_dict(state)
 
 
 def load_trainable_state(loss_module, optimizer, weights: dict, optimizer_state: dict, info, sharding: str) -> None:

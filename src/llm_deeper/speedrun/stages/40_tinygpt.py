@@ -16,9 +16,9 @@ def run(ctx: Context) -> StageResult:
     from ...data.corpus import fingerprint
     from ...scratch.tinygpt import TinyGPTConfig
     from ...scratch.tinygpt_sampling import generate
-    from ...train.config import TrainConfig
-    from ...train.loop import train
-    from ...train.text import prepare
+    from ...train.tinygpt.config import TrainConfig
+    from ...train.tinygpt.pretrain import train
+    from ...train.tinygpt.text import prepare
 
     if ctx.quick:  # ~15 s: proves the path (tokenizer, loop, sampling, export), not the quality
         vocab, context, shape, steps, batch, max_chars, threads = 300, 64, dict(n_layer=2, n_head=2, n_embd=64), 30, 8, 150_000, 1
@@ -45,22 +45,22 @@ def run(ctx: Context) -> StageResult:
     ctx.state["tinygpt_folder"] = folder  # later stages may load it like any model
 
     chance = math.log(tok.vocab_size)
-    val = result.val_losses[-1][1]
+    val = result.eval_losses[-1][1]
     learned = val < chance - (0.5 if ctx.quick else 2.0)
     ok = learned and diff < PARITY_TOLERANCE and greedy.tokens == plain.tokens
     text = lambda g: tok.decode([t for t in g.tokens if t != tok.eos_id])  # noqa: E731
     return StageResult(
         headline=f"{model.num_parameters() / 1e6:.2f} M params, val loss {chance:.2f} → {val:.3f} in {steps} steps "
-                 f"({result.tokens_per_second:,.0f} tok/s); export vs transformers: max Δlogit {diff:.1e}",
+                 f"({result.tokens_per_s:,.0f} tok/s); export vs transformers: max Δlogit {diff:.1e}",
         metrics={
             "corpus": f"{corpus.name}, {corpus.chars:,} chars, {corpus.documents} documents",
             "tokenizer": f"byte-level BPE, vocab {tok.vocab_size}",
             "model": f"{model_config.flavor}: {model_config.n_layer} layers, {model_config.n_head} heads, width {model_config.n_embd}, context {context}",
             "parameters": f"{model.num_parameters():,}",
             "loss at chance (ln vocab)": round(chance, 3),
-            "final train loss": round(result.losses[-1], 3),
-            "val loss": " → ".join(f"{v:.3f}@{s}" for s, v in result.val_losses),
-            "training tokens/s": round(result.tokens_per_second),
+            "final train loss": round(result.train_losses[-1], 3),
+            "val loss": " → ".join(f"{v:.3f}@{s}" for s, v in result.eval_losses),
+            "training tokens/s": round(result.tokens_per_s),
             "greedy sample (KV cache == no cache)": f"{greedy.tokens == plain.tokens}",
             "export": f"{folder} ({'LlamaForCausalLM' if model_config.flavor == 'llama' else 'GPT2LMHeadModel'})",
             "export max abs logit diff": f"{diff:.2e}",

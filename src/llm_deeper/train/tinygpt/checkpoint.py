@@ -2,7 +2,7 @@
 
 Weights, optimizer moments, the step, the batch generator's state and torch's
 global RNG (dropout), the losses so far, the tokenizer and both configs, in
-one `checkpoint.pt`. Written and read through `checkpointing.py` (atomic,
+one `checkpoint.pt`. Written and read through `train/checkpointing.py` (atomic,
 checksummed, shared with fine-tuning).
 """
 
@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import UserError
-from .checkpointing import load_verified, save_atomic
+from ...errors import UserError
+from ..checkpointing import load_verified, save_atomic
 
 FORMAT = "llm-deeper-tinygpt"  # marks our checkpoints among other .pt files
 VERSION = 2  # bump when the layout changes (2: a content checksum inside)
 # Settings that must match for a resumed run to continue the same run.
-RESUME_KEYS = ("batch_size", "grad_accum", "seed")
+RESUME_KEYS = ("batch_size", "grad_accum", "seed", "sharding")
 FIX = "delete it and train again (or resume from another run folder)"
 
 
@@ -49,8 +49,9 @@ def check_resumable(ckpt: dict, model_config: dict, train_config: dict, tokenize
         if have != want:
             problems.append(f"model {key}: checkpoint {have!r}, now {want!r}")
     for key in RESUME_KEYS:
-        if ckpt["train_config"].get(key) != train_config.get(key):
-            problems.append(f"{key}: checkpoint {ckpt['train_config'].get(key)!r}, now {train_config.get(key)!r}")
+        have = ckpt["train_config"].get(key, "ddp" if key == "sharding" else None)  # checkpoints from before FSDP were DDP's
+        if have != train_config.get(key):
+            problems.append(f"{key}: checkpoint {have!r}, now {train_config.get(key)!r}")
     if ckpt.get("world_size") != world_size:
         problems.append(f"processes: checkpoint {ckpt.get('world_size')}, now {world_size}")
     if ckpt.get("tokenizer") != tokenizer:
@@ -63,7 +64,7 @@ def check_resumable(ckpt: dict, model_config: dict, train_config: dict, tokenize
 
 def model_from_checkpoint(path: str | Path):
     """(TinyGPT in eval mode, tokenizer, checkpoint dict) from a checkpoint file or run folder."""
-    from ..scratch.tinygpt import TinyGPT, TinyGPTConfig
+    from ...scratch.tinygpt import TinyGPT, TinyGPTConfig
     from .text import tokenizer_from_dict
 
     ckpt = load_checkpoint(path)

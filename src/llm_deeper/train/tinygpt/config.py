@@ -1,4 +1,4 @@
-"""Training settings for TinyGPT, one dataclass with a comment per knob."""
+"""TinyGPT pre-training settings, one dataclass with a comment per knob."""
 
 from __future__ import annotations
 
@@ -28,8 +28,13 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model (pays only for long runs)
     dtype: str = "auto"  # "auto": bf16 autocast where the hardware has bf16 units (≈2× faster matmuls, weights stay fp32), else fp32; or "bfloat16" / "float32"
     device: str = "auto"  # "auto" (CUDA when present), "cpu" or "cuda"
+    sharding: str = "ddp"  # under torchrun: "ddp" (a full replica per process) or "fsdp" (weights, gradients and Adam state split N ways)
 
     def __post_init__(self) -> None:
+        if self.sharding not in ("ddp", "fsdp"):
+            from ...errors import UserError
+
+            raise UserError(f"--sharding {self.sharding!r}: use ddp or fsdp")
         if self.decay_steps == 0:
             self.decay_steps = self.steps
 

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 
 import torch
 
-from ..data.corpus import EOS, Corpus
-from ..errors import UserError
-from ..scratch.bpe import BPETokenizer
-from ..scratch.char_tokenizer import CharTokenizer
+from ...data.corpus import EOS, Corpus
+from ...errors import UserError
+from ...scratch.bpe import BPETokenizer
+from ...scratch.char_tokenizer import CharTokenizer
 
 TOKENIZERS = {"char": CharTokenizer, "bpe": BPETokenizer}
 
@@ -70,7 +70,7 @@ def get_batch(ids: torch.Tensor, batch: int, context: int, generator: torch.Gene
 def prepare(text_file=None, tokenizer: str = "bpe", vocab_size: int = 512, context: int = 128, max_chars: int | None = None,
             byte_fallback: bool = True):
     """Corpus → trained tokenizer → encoded splits: (corpus, tokenizer, TokenData)."""
-    from ..data.corpus import load_corpus
+    from ...data.corpus import load_corpus
 
     corpus = load_corpus(text_file, max_chars)
     tok = build_tokenizer(tokenizer, corpus, vocab_size, byte_fallback)
