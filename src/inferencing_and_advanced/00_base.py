@@ -24,7 +24,7 @@ import torch
 from llm_deeper.chat_format import prompt_ids
 from llm_deeper.inference.engine import Engine
 from llm_deeper.inference.kv_cache import SlotKVCache
-from llm_deeper.inference.penalties import apply_penalties, pick_token
+from llm_deeper.inference.sampler import apply_penalties, pick_token
 from llm_deeper.inference.sampling import SamplingConfig
 from llm_deeper.lesson import check, close, done, is_quick, section, show
 from llm_deeper.models.loaders import load_model

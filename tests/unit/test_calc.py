@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from conftest import run_cli
-from llm_deeper.calc import KNOWN, Arch, from_hf_config, kv_cache_bytes, lora_parameters, parameters
+from llm_deeper.sizing import KNOWN, Arch, from_hf_config, kv_cache_bytes, lora_parameters, parameters
 
 
 @pytest.mark.parametrize("tied, bias, kv_heads", [(True, False, 2), (False, False, 4), (False, True, 1)])

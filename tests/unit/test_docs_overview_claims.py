@@ -1,9 +1,9 @@
-"""Every number in docs/00_overview.md is recomputed here from llm_deeper.calc."""
+"""Every number in docs/00_overview.md is recomputed here from llm_deeper.sizing."""
 
 import re
 from pathlib import Path
 
-from llm_deeper.calc import (
+from llm_deeper.sizing import (
     BUDGET_MODELS, DEVICES, JOBS, KNOWN, full_finetune_bytes, kv_cache_bytes, largest_that_fits, lora_bytes, lora_parameters,
     parameters, prompt_tuning_parameters, qlora_bytes, training_flops, twelve_d_squared_ratio, weights_bytes,
 )

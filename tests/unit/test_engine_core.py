@@ -9,7 +9,7 @@ import torch
 
 from llm_deeper.errors import UserError
 from llm_deeper.inference.engine import ContextLengthError, Engine, QueueFullError
-from llm_deeper.inference.penalties import apply_penalties, pick_token
+from llm_deeper.inference.sampler import apply_penalties, pick_token
 from llm_deeper.inference.sampling import SamplingConfig
 from llm_deeper.inference.stops import TextTracker
 

@@ -9,7 +9,7 @@ ARCH_ARG = typer.Argument("smollm2-135m", help="A known architecture (see `calc 
 
 
 def arch_named(name: str):
-    from ..calc import KNOWN
+    from ..sizing import KNOWN
     from ..errors import UserError
 
     if name not in KNOWN:
@@ -23,7 +23,7 @@ def params(name: str = ARCH_ARG, list_all: bool = typer.Option(False, "--list", 
     from rich.console import Console
     from rich.table import Table
 
-    from ..calc import KNOWN, parameters
+    from ..sizing import KNOWN, parameters
 
     table = Table("architecture", "layers", "hidden", "heads/kv", "vocab", "parameters")
     for arch in (KNOWN.values() if list_all else [arch_named(name)]):
@@ -37,7 +37,7 @@ def memory(name: str = ARCH_ARG, rank: int = typer.Option(16, "--rank", min=1, h
     from rich.console import Console
     from rich.table import Table
 
-    from ..calc import BYTES_PER_VALUE, full_finetune_bytes, human_bytes, lora_bytes, lora_parameters, parameters, qlora_bytes, weights_bytes
+    from ..sizing import BYTES_PER_VALUE, full_finetune_bytes, human_bytes, lora_bytes, lora_parameters, parameters, qlora_bytes, weights_bytes
 
     arch = arch_named(name)
     table = Table("what", "memory", title=f"{arch.name}: {parameters(arch):,} parameters")
@@ -58,7 +58,7 @@ def kv_cache(
     dtype: str = typer.Option("bf16", "--dtype", help="fp32, bf16, fp16, int8, q4_1 or nf4."),
 ) -> None:
     """KV cache = 2 × layers × kv_heads × head_dim × seq_len × batch × bytes. Example: llm-deeper calc kv-cache --seq-len 8192"""
-    from ..calc import BYTES_PER_VALUE, human_bytes, kv_cache_bytes
+    from ..sizing import BYTES_PER_VALUE, human_bytes, kv_cache_bytes
     from ..errors import UserError
 
     if dtype not in BYTES_PER_VALUE:
@@ -74,7 +74,7 @@ def budget() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from ..calc import DEVICES, HEADROOM, JOBS, largest_that_fits
+    from ..sizing import DEVICES, HEADROOM, JOBS, largest_that_fits
 
     table = Table("machine", "cost", *JOBS, title=f"largest of SmolLM2-135M, Llama 1B/8B/70B that fits, with {HEADROOM - 1:.0%} headroom")
     for device in DEVICES:

@@ -59,7 +59,7 @@ def read_arch(folder: Path):
     """`calc.Arch` from a model folder's config.json."""
     from types import SimpleNamespace
 
-    from ..calc import from_hf_config
+    from ..sizing import from_hf_config
 
     config = json.loads((folder / "config.json").read_text())
     for needed in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size"):
@@ -72,7 +72,7 @@ def read_arch(folder: Path):
 
 def kv_capacity(arch, budget_bytes: float, max_len: int, dtype: str) -> tuple[int, int]:
     """(tokens the KV cache holds, sequences of max_len that fit together)."""
-    from ..calc import kv_cache_bytes
+    from ..sizing import kv_cache_bytes
 
     per_token = kv_cache_bytes(arch, seq_len=1, dtype=dtype)
     tokens = int(max(budget_bytes, 0) // per_token)
@@ -81,7 +81,7 @@ def kv_capacity(arch, budget_bytes: float, max_len: int, dtype: str) -> tuple[in
 
 def plan(config: VllmConfig, gpu_memory_gib: float | None = None, tool_parser: str = "hermes", port: int = 8000) -> Plan:
     """Run every check and build the command; raises UserError on the first failure."""
-    from ..calc import human_bytes, weights_bytes
+    from ..sizing import human_bytes, weights_bytes
     from .chat_template import model_chat_template
 
     device = device_of(config)

@@ -35,7 +35,7 @@ from typing import Callable, Iterator
 
 from ..errors import UserError
 from .openmp import release_idle_threads
-from .penalties import apply_penalties, pick_token, top_logprobs
+from .sampler import apply_penalties, pick_token, top_logprobs
 from .sampling import SamplingConfig
 from .stops import TextTracker
 
