@@ -59,7 +59,8 @@ def rope_parameters(config) -> dict:
 
     transformers 5 writes `rope_parameters` ({"rope_type", "rope_theta", ...});
     older configs have a top-level `rope_theta` and an optional `rope_scaling`.
-    Reading only `rope_theta` silently falls back to 10000 (see DESIGN.md).
+    Reading only `rope_theta` silently falls back to 10000: mlx-lm did, and answered
+    fluent nonsense (models/embedded.py: write_portable_config, docs/05_deployment.md).
     """
     params = dict(getattr(config, "rope_parameters", None) or getattr(config, "rope_scaling", None) or {})
     params.setdefault("rope_theta", getattr(config, "rope_theta", None) or 10000.0)
