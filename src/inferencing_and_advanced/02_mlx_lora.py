@@ -24,7 +24,7 @@ from llm_deeper.convert.lora_shapes import base_folder
 from llm_deeper.convert.mlx_runtime import MlxLmServer, load_mlx, mlx_logits, mlx_status
 from llm_deeper.convert.mlx_to_peft import mlx_to_peft
 from llm_deeper.data.sft import ChatExample, read_jsonl, write_jsonl
-from llm_deeper.finetune.mlx_lora import MlxLoraConfig, train_mlx_lora
+from llm_deeper.convert.mlx_lora import MlxLoraConfig, train_mlx_lora
 from llm_deeper.finetune.tool_probe import expected_tool, prompt_messages
 from llm_deeper.finetune.tool_recipe import lesson_setup
 from llm_deeper.lesson import check, done, is_quick, output_dir, saved, section, show

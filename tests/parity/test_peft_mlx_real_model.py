@@ -76,7 +76,7 @@ def real(tmp_path_factory) -> RealModelParity:
     from llm_deeper.convert.mlx_to_peft import mlx_to_peft
     from llm_deeper.convert.peft_to_mlx import peft_to_mlx
     from llm_deeper.data.sft import ChatExample, write_jsonl
-    from llm_deeper.finetune.mlx_lora import MlxLoraConfig, train_mlx_lora
+    from llm_deeper.convert.mlx_lora import MlxLoraConfig, train_mlx_lora
     from llm_deeper.inference.engine import Engine
     from llm_deeper.models.loaders import load_model
     from llm_deeper.serve.app import create_app

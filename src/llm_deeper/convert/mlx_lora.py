@@ -75,8 +75,8 @@ def train_mlx_lora(config: MlxLoraConfig, log: Callable[[str], None] = print) ->
     """Run `python -m mlx_lm lora --train`; mlx-lm's report lines go to `log`."""
     import time
 
-    from ..convert.lora_shapes import base_folder
-    from ..convert.mlx_runtime import require_mlx
+    from .lora_shapes import base_folder
+    from .mlx_runtime import require_mlx
 
     require_mlx()
     output = Path(config.output)
