@@ -151,7 +151,8 @@ class OurServer:
         self.log = tempfile.NamedTemporaryFile(prefix="bench-server-", suffix=".log", delete=False)
 
     def start(self) -> "OurServer":
-        from llm_deeper.serve.background import free_port, wait_until_healthy
+        from llm_deeper.ports import free_port
+        from llm_deeper.serve.background import wait_until_healthy
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"

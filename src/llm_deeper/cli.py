@@ -14,7 +14,7 @@ import sys
 
 import typer
 
-from .errors import UserError
+from .errors import UserError, fail
 
 app = typer.Typer(
     name="llm-deeper",
@@ -40,14 +40,6 @@ def register_commands() -> None:
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
         module = importlib.import_module(f"{commands.__name__}.{info.name}")
         module.register(app)
-
-
-def fail(message: str, code: int = 2) -> None:
-    """Print one red error line on stderr and exit."""
-    from rich.console import Console
-
-    Console(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]error:[/] {message}")
-    raise SystemExit(code)
 
 
 def quiet_library_warnings() -> None:

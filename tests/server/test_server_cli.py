@@ -10,7 +10,8 @@ import httpx
 import openai
 
 from conftest import REPO, run_cli
-from llm_deeper.serve.background import free_port, wait_until_healthy
+from llm_deeper.ports import free_port
+from llm_deeper.serve.background import wait_until_healthy
 
 
 def test_serve_subprocess_with_lora_and_api_key(tiny_llama_dir, tmp_path):

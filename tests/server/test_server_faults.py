@@ -21,7 +21,8 @@ import pytest
 from conftest import REPO
 from llm_deeper.inference.engine import Engine
 from llm_deeper.serve.app import create_app
-from llm_deeper.serve.background import BackgroundServer, free_port, wait_until_healthy
+from llm_deeper.ports import free_port
+from llm_deeper.serve.background import BackgroundServer, wait_until_healthy
 from llm_deeper.serve.guard import default_body_limit
 
 HI = [{"role": "user", "content": "hi"}]

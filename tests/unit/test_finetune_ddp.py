@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -14,13 +13,10 @@ from pytest import approx
 from conftest import REPO
 from safetensors.torch import load_file
 
+from llm_deeper.ports import free_port
+
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def common_args(data: Path, model: Path, method: str) -> list[str]:

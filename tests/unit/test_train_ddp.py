@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 
 import pytest
 
 from llm_deeper.data.corpus import fingerprint
+from llm_deeper.ports import free_port
 from llm_deeper.scratch.tinygpt import TinyGPTConfig
 from llm_deeper.train.tinygpt.checkpoint import load_checkpoint
 from llm_deeper.train.tinygpt.config import TrainConfig
@@ -21,11 +21,6 @@ SHAPE = ["--layers", "2", "--heads", "2", "--embd", "32", "--context", "16"]
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -73,7 +73,7 @@ class MlxLmServer:
 
     def __init__(self, model_folder: str | Path, adapter: str | Path | None = None, startup_timeout: float = 300.0):
         self.model_folder, self.adapter, self.startup_timeout = Path(model_folder), adapter, startup_timeout
-        from ..serve.background import free_port
+        from ..ports import free_port
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"

@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> None:
     `--if-supported` (what `make test` uses): on a machine vLLM cannot run on,
     print why and exit 0, so the vLLM tests skip instead of the build failing.
     """
-    from ..cli import fail
+    from ..errors import fail
 
     argv = sys.argv[1:] if argv is None else argv
     reason = unsupported_reason()

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UserError
+from ..ports import free_port
 from . import env as vllm_env
 
 # vLLM accepts only these values for --max-lora-rank (its LoRA kernels are built for them).
@@ -53,12 +53,6 @@ class VllmConfig:
     port: int = 0  # 0: a free port picked at start
     api_key: str | None = None  # require 'Authorization: Bearer KEY'
     extra_args: tuple[str, ...] = ()  # passed to vLLM unchanged
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as probe:
-        probe.bind((host, 0))
-        return probe.getsockname()[1]
 
 
 def fitting_lora_rank(ranks: list[int]) -> int:

@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
+from ..ports import free_port
 
 
 def wait_until_healthy(url: str, process, timeout: float = 60.0) -> None:
