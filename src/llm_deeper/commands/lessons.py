@@ -90,5 +90,25 @@ def exercise(
         print(f"Write `solve` in a file, then: llm-deeper lessons exercise {item.key} --try FILE   (ours: --solution)")
 
 
+@lessons_app.command("figures")
+def figures(
+    names: list[str] = typer.Argument(None, help="Pictures to draw (default: all)."),
+    check_only: bool = typer.Option(False, "--check", help="Only list the pictures whose sources changed since they were drawn."),
+) -> None:
+    """Draw the course's pictures into docs/figures from the project's code (about a minute). Example: llm-deeper lessons figures"""
+    from ..errors import UserError
+    from ..figures import PICTURES, draw_all, figures_dir, stale
+
+    if check_only:
+        old = stale()
+        print("every picture is current" if not old else "stale: " + ", ".join(old) + "  (run: llm-deeper lessons figures)")
+        raise typer.Exit(1 if old else 0)
+    unknown = sorted(set(names or []) - {p.name for p in PICTURES})
+    if unknown:
+        raise UserError(f"no picture {unknown[0]!r}; the pictures: {', '.join(p.name for p in PICTURES)}")
+    for name, size in draw_all(names or None).items():
+        print(f"  → wrote {figures_dir() / name}.png ({size / 1024:.1f} KB)")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(lessons_app, name="lessons")
