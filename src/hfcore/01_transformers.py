@@ -123,7 +123,7 @@ section("6. Parameters and memory by dtype")
 params = count_parameters(model)
 show("parameters", f"{params:,}")
 check("SmolLM2-135M has ~134.5 M distinct parameters", 134e6 < params < 135e6)
-from llm_deeper.calc import BYTES_PER_VALUE  # noqa: E402
+from llm_deeper.sizing import BYTES_PER_VALUE  # noqa: E402
 
 # 4-bit formats also store scales: Q4_1 (this model's GGUF) 0.625 bytes per weight, NF4 0.516; never 0.5.
 for name, bytes_per in (("float32", 4), ("bfloat16", 2), ("float16", 2), ("int8", 1), ("Q4_1", BYTES_PER_VALUE["q4_1"]), ("NF4", BYTES_PER_VALUE["nf4"])):

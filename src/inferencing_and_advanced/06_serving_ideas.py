@@ -68,7 +68,7 @@ check("a causal pass skips the tiles above the diagonal: (8·7)/2 = 28 of 64", s
 # 16-token blocks as a request grows and reads keys through the request's block table.
 
 # %%
-from llm_deeper.calc import KNOWN
+from llm_deeper.sizing import KNOWN
 from llm_deeper.scratch.paged_kv import PagedKVCache, paged_attention
 
 section("2. PagedAttention's block table")

@@ -210,8 +210,8 @@ def draw_lora_singular_values():
 
 
 def draw_kv_cache_growth():
-    """KV-cache size per sequence against context length (llm_deeper.calc)."""
-    from .calc import KNOWN, kv_cache_bytes
+    """KV-cache size per sequence against context length (llm_deeper.sizing)."""
+    from .sizing import KNOWN, kv_cache_bytes
 
     fig, ax = _figure()
     lengths = list(range(0, 8193, 256))
@@ -258,7 +258,7 @@ PICTURES = [
     Picture("rope_rotations", draw_rope_rotations, ("llm_deeper.scratch.positional:rope_inv_freq",)),
     Picture("loss_curve", draw_loss_curve, ("llm_deeper.train.schedule:warmup_cosine",)),
     Picture("lora_singular_values", draw_lora_singular_values, ("llm_deeper.scratch.lora:LoRALinear",)),
-    Picture("kv_cache_growth", draw_kv_cache_growth, ("llm_deeper.calc:kv_cache_bytes",)),
+    Picture("kv_cache_growth", draw_kv_cache_growth, ("llm_deeper.sizing:kv_cache_bytes",)),
     Picture("quantization_error", draw_quantization_error, data=quantization_data),
     Picture("base_vs_lora", draw_base_vs_lora, data=base_vs_lora_data),
 ]

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from llm_deeper.calc import BYTES_PER_VALUE, KNOWN, parameters
+from llm_deeper.sizing import BYTES_PER_VALUE, KNOWN, parameters
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 

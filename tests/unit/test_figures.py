@@ -29,4 +29,4 @@ def test_a_changed_source_changes_the_stamp():
     changed = dataclasses.replace(quoted, data=lambda: {**quoted.data(), "one more figure": 1.0})
     assert stamp(changed) != stamp(quoted)
     drawn = next(p for p in PICTURES if p.sources)
-    assert stamp(dataclasses.replace(drawn, sources=drawn.sources + ("llm_deeper.calc:parameters",))) != stamp(drawn)
+    assert stamp(dataclasses.replace(drawn, sources=drawn.sources + ("llm_deeper.sizing:parameters",))) != stamp(drawn)

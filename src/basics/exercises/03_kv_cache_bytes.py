@@ -12,13 +12,13 @@ SIGNATURE = "def solve(layers: int, kv_heads: int, head_dim: int, seq_len: int, 
 
 
 def check(solve) -> None:
-    from llm_deeper.calc import KNOWN, kv_cache_bytes
+    from llm_deeper.sizing import KNOWN, kv_cache_bytes
     from llm_deeper.lesson import check
 
     for name, dtype, size in (("smollm2-135m", "fp16", 2), ("smollm2-135m", "fp32", 4), ("llama-3.1-8b", "bf16", 2)):
         a = KNOWN[name]
         ours = solve(a.layers, a.kv_heads, a.hd, 8192, size)
-        check(f"{name}, {dtype}, 8,192 tokens: equals llm_deeper.calc.kv_cache_bytes", ours == kv_cache_bytes(a, 8192, dtype=dtype), f"{ours / 2**20:,.0f} MiB")
+        check(f"{name}, {dtype}, 8,192 tokens: equals llm_deeper.sizing.kv_cache_bytes", ours == kv_cache_bytes(a, 8192, dtype=dtype), f"{ours / 2**20:,.0f} MiB")
     a = KNOWN["llama-3.1-8b"]
     per_sequence = solve(a.layers, a.kv_heads, a.hd, 8192, 2)
     check("Llama-3.1-8B: exactly 1 GiB per 8,192-token sequence in bf16, so 20 sequences fit in 20 GiB", per_sequence == 2**30 and int(20 * 2**30 // per_sequence) == 20)

@@ -14,7 +14,7 @@ SIGNATURE = "def solve(in_features: int, out_features: int, rank: int) -> int"
 def check(solve) -> None:
     import torch
 
-    from llm_deeper.calc import KNOWN, lora_parameters
+    from llm_deeper.sizing import KNOWN, lora_parameters
     from llm_deeper.lesson import check
     from llm_deeper.scratch.lora import inject_lora, trainable_report
 
@@ -25,5 +25,5 @@ def check(solve) -> None:
         check(f"{shape[0]} → {shape[1]}, rank {rank}: equals our LoRALinear's trainable count", solve(*shape, rank) == trainable_report(layer).trainable, f"{solve(*shape, rank):,}")
     a = KNOWN["smollm2-135m"]
     per_layer = 2 * solve(576, 576, 16) + 2 * solve(576, 192, 16)
-    check("rank 16 on q, k, v, o of SmolLM2-135M: equals llm_deeper.calc.lora_parameters", a.layers * per_layer == lora_parameters(a, 16), f"{a.layers * per_layer:,}")
+    check("rank 16 on q, k, v, o of SmolLM2-135M: equals llm_deeper.sizing.lora_parameters", a.layers * per_layer == lora_parameters(a, 16), f"{a.layers * per_layer:,}")
     check("a 576 × 576 projection at rank 8 trains 9,216 numbers instead of 331,776", solve(576, 576, 8) == 9216)

@@ -14,7 +14,7 @@ SIGNATURE = "def solve(logits: torch.Tensor, seen: list[int], penalty: float) ->
 def check(solve) -> None:
     import torch
 
-    from llm_deeper.inference.penalties import apply_penalties
+    from llm_deeper.inference.sampler import apply_penalties
     from llm_deeper.inference.sampling import SamplingConfig
     from llm_deeper.lesson import check
 
@@ -24,7 +24,7 @@ def check(solve) -> None:
     seen = [3, 7, 7, 11, 42]
     out = solve(logits, seen, 1.3)
     ref = apply_penalties(logits, SamplingConfig(repetition_penalty=1.3), prompt_ids=seen, output_counts={})
-    check("equals the engine's rule (llm_deeper.inference.penalties)", torch.equal(out, ref))
+    check("equals the engine's rule (llm_deeper.inference.sampler)", torch.equal(out, ref))
     check("the input tensor is unchanged", torch.equal(logits, before))
     probs_before, probs_after = torch.softmax(before, -1), torch.softmax(out, -1)
     check("every seen token became less likely", all(probs_after[i] < probs_before[i] for i in set(seen)))
