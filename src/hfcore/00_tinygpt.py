@@ -23,7 +23,7 @@ import time
 
 import torch
 
-from llm_deeper.lesson import check, close, done, is_quick, output_dir, saved, section, show
+from llm_deeper.lesson import check, close, done, is_quick, logits_tolerance, output_dir, saved, section, show
 
 QUICK = is_quick()
 OUT = output_dir("hfcore_00_tinygpt")
@@ -154,7 +154,8 @@ plain = generate(model, bpe.encode(PROMPT), 60, temperature=0, return_logits=Tru
 t2 = time.perf_counter()
 show("greedy", repr(PROMPT + bpe.decode(cached.tokens)))
 show("time with / without cache", f"{t1 - t0:.2f} s / {t2 - t1:.2f} s")
-ok, detail = close(torch.stack(cached.logits), torch.stack(plain.logits), atol=1e-5)
+# Cached steps multiply other shapes than the full recompute: fp32 rounding through the layers is all we allow.
+ok, detail = close(torch.stack(cached.logits), torch.stack(plain.logits), atol=logits_tolerance(torch.stack(plain.logits), config.n_embd, config.n_layer))
 check("KV cache: same greedy tokens and logits as recomputing everything", cached.tokens == plain.tokens and ok, detail)
 
 # %% [markdown]
@@ -174,7 +175,8 @@ loaded = load_model(str(folder))
 show("architecture", type(loaded.model).__name__)
 probe = bpe.encode(corpus.val[:2000])[:CONTEXT]
 with torch.inference_mode():
-    ok, detail = close(model(torch.tensor([probe]))[0], loaded.model(torch.tensor([probe])).logits, atol=1e-4)
+    reference = loaded.model(torch.tensor([probe])).logits  # transformers' kernels vs ours: a different summation order
+    ok, detail = close(model(torch.tensor([probe]))[0], reference, atol=logits_tolerance(reference, config.n_embd, config.n_layer))
 check("transformers' logits equal TinyGPT's", ok, detail)
 check("its tokenizer gives our ids", loaded.tokenizer(PROMPT, add_special_tokens=False)["input_ids"] == bpe.encode(PROMPT))
 

@@ -16,7 +16,7 @@ import copy
 
 import torch
 
-from llm_deeper.lesson import check, close, done, section, show
+from llm_deeper.lesson import check, close, done, logits_tolerance, section, show
 from llm_deeper.models.loaders import load_model
 from llm_deeper.models.registry import DEFAULT_MODEL
 from llm_deeper.scratch.lora import LoRALinear, inject_lora, lora_layers, lora_parameter_count, merge_lora, trainable_report, unmerge_lora
@@ -76,9 +76,11 @@ with torch.no_grad():
 ids = tokenizer("The capital of France is", return_tensors="pt")["input_ids"]
 with torch.no_grad():
     ours_logits, peft_logits, base_logits = ours(ids).logits, theirs(input_ids=ids).logits, model(ids).logits
-ok, diff = close(ours_logits, peft_logits, atol=1e-4)
+# The same products in our order and PEFT's: fp32 rounding through 30 layers is all we allow.
+tolerance = logits_tolerance(peft_logits, model.config.hidden_size, model.config.num_hidden_layers)
+ok, diff = close(ours_logits, peft_logits, atol=tolerance)
 check("our logits equal PEFT's", ok, diff)
-check("and the adapters do change the model", not close(ours_logits, base_logits, atol=1e-3)[0])
+check("and the adapters do change the model", not close(ours_logits, base_logits, atol=10 * tolerance)[0])
 merge_lora(ours)
 merged_peft = theirs.merge_and_unload().state_dict()
 worst = max(float((m.base.weight - merged_peft[n + ".weight"]).abs().max()) for n, m in lora_layers(ours).items())

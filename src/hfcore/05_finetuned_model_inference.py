@@ -20,7 +20,7 @@ from llm_deeper.finetune.merge import load_with_adapter, merge_adapter
 from llm_deeper.finetune.tool_probe import expected_tool, prompt_messages
 from llm_deeper.inference.engine import Engine
 from llm_deeper.inference.sampling import SamplingConfig
-from llm_deeper.lesson import check, close, done, is_quick, output_dir, saved, section, show
+from llm_deeper.lesson import check, close, done, is_quick, logits_tolerance, output_dir, saved, section, show
 from llm_deeper.models.loaders import load_model
 from llm_deeper.tools.formats import HERMES
 from llm_deeper.tools.render import chat_prompt
@@ -62,11 +62,13 @@ with torch.no_grad():
     with tuned.disable_adapter():  # the adapter switched off, same object
         off_logits = tuned(**first).logits
     base_logits = base(**first).logits
-ok, diff = close(loaded_logits, merged_logits, atol=1e-4)
+# W·x + B·(A·x) and (W + B·A)·x round differently in every layer: fp32 rounding of that size is all we allow.
+tolerance = logits_tolerance(merged_logits, base.config.hidden_size, base.config.num_hidden_layers)
+ok, diff = close(loaded_logits, merged_logits, atol=tolerance)
 check("merged gives the loaded adapter's logits", ok, diff)
-ok, diff = close(off_logits, base_logits, atol=1e-5)
+ok, diff = close(off_logits, base_logits, atol=1e-5)  # the same weights through the same kernels: no reordering, 0 on any CPU
 check("switched off gives exactly the base model's logits", ok, diff)
-check("the adapter changes the model", not close(loaded_logits, base_logits, atol=1e-4)[0], close(loaded_logits, base_logits)[1])
+check("the adapter changes the model", not close(loaded_logits, base_logits, atol=tolerance)[0], close(loaded_logits, base_logits)[1])
 
 # %%
 section("3. Side by side on held-out prompts")

@@ -22,7 +22,7 @@ Takes: about a minute for the metrics; the last part first trains a small LoRA a
 import math
 import sys
 
-from llm_deeper.lesson import check, close, done, is_quick, output_dir, saved, section, show
+from llm_deeper.lesson import check, close, done, is_quick, output_dir, saved, section, show, sum_tolerance
 
 QUICK = is_quick()
 
@@ -111,7 +111,10 @@ library = text_nll(model, tokenizer, text)
 show("tokens scored", library.tokens)
 show("perplexity by hand", f"{math.exp(by_hand.item()):.3f}")
 show("perplexity from llm_deeper.evals", f"{library.perplexity:.3f}")
-ok, detail = close(library.nll / library.tokens, by_hand.item(), atol=1e-5)
+# The library's log-softmax runs in fp32 over the 49,152-token vocabulary: its sum of exponentials carries
+# a relative rounding error of about eps·sqrt(V), an absolute error in every log-probability that the mean keeps
+# (an AVX2-only AMD EPYC gave 1.4e-05; 1e-05 failed there).
+ok, detail = close(library.nll / library.tokens, by_hand.item(), atol=sum_tolerance(model.config.vocab_size))
 check("the library's mean NLL equals the by-hand one", ok, detail)
 shuffled = text_nll(model, tokenizer, "Paris capital the France of is. Tower Eiffel known the museums its for and.")
 check("shuffling the words makes the text far less likely", shuffled.perplexity > 20 * library.perplexity,

@@ -26,7 +26,7 @@ from llm_deeper.inference.engine import Engine
 from llm_deeper.inference.kv_cache import SlotKVCache
 from llm_deeper.inference.sampler import apply_penalties, pick_token
 from llm_deeper.inference.sampling import SamplingConfig
-from llm_deeper.lesson import check, close, done, is_quick, section, show
+from llm_deeper.lesson import check, close, done, is_quick, logits_tolerance, section, show
 from llm_deeper.models.loaders import load_model
 
 QUICK = is_quick()
@@ -124,7 +124,8 @@ with torch.inference_mode():
     start = time.perf_counter()
     cached = model(input_ids=full[:, -1:], cache=short.past_key_values, use_cache=True).logits[0, -1]
     cached_seconds = time.perf_counter() - start
-same, detail = close(cached, uncached, atol=1e-3)
+# One step against the cache vs the whole sequence: other matmul shapes, other summation order in 30 layers.
+same, detail = close(cached, uncached, atol=logits_tolerance(uncached, model.config.hidden_size, model.config.num_hidden_layers))
 check("cached and uncached last-step logits agree", same, detail)
 show("cached vs uncached step", f"{cached_seconds * 1000:.0f} ms vs {uncached_seconds * 1000:.0f} ms")
 check("the cached step computed 1 new position, the uncached pass all of them again",

@@ -41,6 +41,27 @@ def check(claim: str, condition: bool, detail: str = "") -> None:
     print(f"  ✓ {claim}" + (f"  ({detail})" if detail else ""), flush=True)
 
 
+FP32_EPS = 2.0 ** -23  # 1.19e-7: the gap between 1.0 and the next fp32 number
+FP64_EPS = 2.0 ** -52  # 2.2e-16
+
+
+def sum_tolerance(terms: int, scale: float = 1.0, eps: float = FP32_EPS, safety: float = 4.0) -> float:
+    """How far two evaluations of a sum of `terms` numbers of size ~`scale` may differ when they add in another order.
+
+    Each addition rounds by up to eps relative; the errors are random-signed, so
+    they grow like sqrt(terms) (a random walk), not like terms. Another CPU's
+    kernels (AVX2 vs AVX-512, AMD vs Intel BLAS) add in another order, so a
+    tolerance must come from this, never from what one machine gave.
+    """
+    return safety * eps * max(1, terms) ** 0.5 * scale
+
+
+def logits_tolerance(reference, width: int, depth: int) -> float:
+    """Allowed |Δ| between two fp32 forward passes that differ only in the order they add (cache or not, LoRA merged or
+    not, another CPU): `width`-long dot products in each of `depth` layers, relative to the largest reference value."""
+    return sum_tolerance(width * depth, scale=float(abs(reference).max()))
+
+
 def close(a, b, atol: float = 1e-6) -> tuple[bool, str]:
     """(all close?, 'max |diff| = …') for numpy arrays or torch tensors."""
     import numpy as np

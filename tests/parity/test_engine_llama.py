@@ -66,7 +66,7 @@ def test_whole_model_logits_equal_transformers(overrides):
     runner = make_runner(model, slots=1, max_len=128)
     assert isinstance(runner, LlamaRunner)
     got = runner.prompt_logits(ids)
-    assert torch.allclose(got, expected, atol=1e-5, rtol=1e-4)
+    assert torch.allclose(got, expected, atol=1e-5, rtol=1e-4)  # fp32, other kernels: rounding ~4·eps·√(width·layers) relative, far under 1e-4
     # decoding one token at a time through the cache gives the same scores as the whole prompt
     runner.prefill(0, ids[:60], None)
     for position in range(60, 100):

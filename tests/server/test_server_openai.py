@@ -90,7 +90,7 @@ def test_completions_with_logprobs_and_stream(client, server):
     assert len(lp.tokens) == len(lp.token_logprobs) == 6 and all(v <= 0 for v in lp.token_logprobs)
     assert all(len(top) <= 2 for top in lp.top_logprobs)
     # Greedy picks the most likely token, so its logprob is the best alternative's.
-    assert lp.token_logprobs[0] == pytest.approx(max(lp.top_logprobs[0].values()), abs=1e-6)
+    assert lp.token_logprobs[0] == pytest.approx(max(lp.top_logprobs[0].values()), abs=1e-6)  # one number, reported twice (JSON float)
     streamed = "".join(c.choices[0].text for c in client.completions.create(stream=True, **kwargs) if c.choices)
     assert streamed == whole.choices[0].text
 
@@ -99,7 +99,7 @@ def test_chat_logprobs(client, server):
     reply = client.chat.completions.create(model=server.engine.name, messages=HI, max_tokens=4, temperature=0, logprobs=True, top_logprobs=3)
     content = reply.choices[0].logprobs.content
     assert len(content) == 4 and all(len(t.top_logprobs) == 3 for t in content)
-    assert content[0].logprob == pytest.approx(content[0].top_logprobs[0].logprob, abs=1e-6)
+    assert content[0].logprob == pytest.approx(content[0].top_logprobs[0].logprob, abs=1e-6)  # one number, reported twice
 
 
 def test_stop_string_cuts_the_reply(client, server):
