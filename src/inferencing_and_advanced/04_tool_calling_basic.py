@@ -74,8 +74,9 @@ check("the parameters are a valid JSON schema (Draft 2020-12)", not meta_errors)
 # %% [markdown]
 # ## 2. The tool prompt
 # The default model's ChatML template has no tool support, so the renderer
-# writes the tools, as compact JSON, into the system message, with the call
-# format. The same renderer writes the fine-tuning data, so a fine-tuned model
+# writes each tool as a one-line signature (name, typed parameters, "?" for
+# optional ones, defaults, enum values, description) into the system message,
+# with the call format; what the grammar enforces (patterns, lengths) is left out. The same renderer writes the fine-tuning data, so a fine-tuned model
 # sees at serving time exactly what it learned.
 
 # %%

@@ -9,17 +9,35 @@ from llm_deeper.tools import ToolCall
 from llm_deeper.tools.builtin import default_registry
 from llm_deeper.tools.formats import HERMES
 from llm_deeper.tools.render import (chat_prompt, format_tool_calls, format_tool_response, render_tool_prompt,
-                                     to_template_messages)
+                                     to_template_messages, type_text)
 
 
-def test_tool_prompt_lists_every_tool_as_compact_json():
+def test_tool_prompt_lists_every_tool_as_one_short_signature():
     registry = default_registry()
     prompt = render_tool_prompt(registry)
     lines = prompt.split("<tools>\n", 1)[1].split("\n</tools>", 1)[0].splitlines()
-    assert [json.loads(line)["name"] for line in lines] == registry.names()
-    assert all(": " not in line.split('"description"')[0] for line in lines)  # compact separators
+    assert [line.split("(", 1)[0] for line in lines] == registry.names()
+    by_name = dict(zip(registry.names(), lines))
+    # type, enum values, required vs optional ("?"), default, first line of the description
+    assert by_name["get_weather"] == ('get_weather(city: string, unit?: celsius|fahrenheit = "celsius"): '
+                                      "Current weather for a city: condition, temperature, humidity and wind.")
+    assert by_name["get_current_time"].startswith("get_current_time(): ")
+    assert "event: {title: string, date: string, start_time: string, duration_minutes?: integer = 60, attendees?: array of {name: string, email?: string|null = null}}" in by_name["create_event"]
+    # What the decoding grammar enforces is left out: the calculator's regex pattern was 265 tokens.
+    assert all(word not in prompt for word in ("pattern", "maxLength", "minimum", "additionalProperties", "^"))
+    assert by_name["calculator"].startswith("calculator(expression: string): ")
     assert '<tool_call>{"name":"tool_name","arguments":{"param":"value"}}</tool_call>' in prompt
     assert render_tool_prompt(registry.schemas()) == prompt  # dicts and registries render the same
+
+
+def test_signature_types_cover_json_schema_shapes():
+    schema = {"type": "object", "required": ["a"], "properties": {
+        "a": {"type": "array", "items": {"type": "integer"}}, "b": {"anyOf": [{"type": "string"}, {"type": "null"}], "default": None},
+        "c": {"type": ["number", "string"]}, "d": {"enum": [1, "x"]}, "e": {}, "f": {"type": "object"}}}
+    assert type_text(schema) == '{a: array of integer, b?: string|null = null, c?: number|string, d?: 1|x, e?: any, f?: object}'
+    tool = {"type": "function", "function": {"name": "f", "description": "  Does f.\nMore detail.", "parameters": schema}}
+    assert render_tool_prompt([tool, tool]).count("\n") == render_tool_prompt([tool]).count("\n") + 1  # one line per tool
+    assert "): Does f.\n" in render_tool_prompt([tool])
 
 
 def test_format_tool_calls_is_compact_hermes_and_parses_back():
