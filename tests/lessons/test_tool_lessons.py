@@ -23,7 +23,7 @@ KEY_LINES = {
     ],
     "05_tool_calling_advanced.py": [
         "✓ the invalid call never ran: it came back as invalid_arguments",
-        "✓ the calculator worked it out: 17 × 23 = 391",
+        "✓ the calculator worked it out: 12 + 30 = 42",
         "✓ every call matched its tool's schema",
         "✓ the loop ended with a text answer",
         "✓ the deltas add up to the call parsed from the whole text",
