@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from ..errors import UserError
-from .openmp import release_idle_threads
+from .openmp import ThreadBudget, release_idle_threads
 from .sampler import apply_penalties, pick_token, top_logprobs
 from .sampling import SamplingConfig
 from .stops import TextTracker
@@ -387,8 +387,9 @@ class Engine:
         """Running and waiting counts (for /metrics and /health)."""
         waiting = len(self._waiting)
         prefix = self.prefix.stats() if self.prefix is not None else {"enabled": False}
+        budget = getattr(self, "thread_budget", None)
         return {"running": self._in_flight - waiting, "waiting": waiting, "steps": self.steps, "batch_size": self.last_batch_size,
-                "prefix_cache": prefix}
+                "threads": budget.current if budget is not None else self.threads, "prefix_cache": prefix}
 
     def close(self) -> None:
         """Stop the scheduler; waiting and running requests end as cancelled."""
@@ -402,6 +403,7 @@ class Engine:
         import torch
 
         torch.set_num_threads(self.threads)
+        self.thread_budget = ThreadBudget(self.threads)  # fewer threads while other processes hold the cores (openmp.py)
         # The whole scheduler in inference mode: logits, caches and masks never need autograd, and an
         # in-place update outside it of a tensor made inside it fails (seen in the eval benchmark).
         with torch.inference_mode():
@@ -423,6 +425,7 @@ class Engine:
                     request.slot = len(self._running) + len(self._prefilling)
                     self._prefilling.append(request)
             try:
+                self.thread_budget.update()
                 self._prefill_some()
                 self._drop_done()
                 if self._running:

@@ -50,3 +50,77 @@ def release_idle_threads() -> bool:
     """
     function = _pause_function()
     return function is not None and function(OMP_PAUSE_SOFT) == 0
+
+
+# -- how many threads a busy machine can give -------------------------------------------
+def threads_for(cores: int, others_running: float, most: int) -> int:
+    """Threads for a parallel op when `others_running` tasks of other processes want the cores: the idle cores, 1 to `most`.
+
+    A parallel op ends at a barrier that waits for its slowest thread; when the cores are
+    all taken, a thread of ours is descheduled for a whole time slice and every one of
+    the ~1,000 small ops of a decode step waits for it. Measured on 2 shared cores at load
+    ~15 (bench/bench_decode_profile.py, default model, fp32): 4,898 ms per step with 2
+    threads, 648 ms with 1.
+    """
+    return max(1, min(most, int(cores - others_running + 0.5)))
+
+
+def others_running() -> float | None:
+    """Tasks running or runnable now that are not this process's (None where /proc is missing).
+
+    The kernel's instantaneous count of runnable tasks (/proc/loadavg), less this process's
+    own running threads: the 1-minute load average lags by a minute.
+    """
+    import os
+
+    try:
+        with open("/proc/loadavg") as handle:
+            runnable = int(handle.read().split()[3].split("/")[0])
+        own = 0
+        for task in os.listdir("/proc/self/task"):
+            try:
+                with open(f"/proc/self/task/{task}/stat") as handle:
+                    own += handle.read().rsplit(")", 1)[1].split()[0] == "R"
+            except OSError:  # the thread ended meanwhile
+                continue
+        return max(0, runnable - own)
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+class ThreadBudget:
+    """The engine thread's torch thread count, following what the machine has idle (checked every `every_s`).
+
+    On a quiet machine it stays at `most` (every core); when other processes take the
+    cores it drops to what is left, and comes back when they finish. Readings are
+    averaged (half the old value, half the new) so one busy moment does not flip it.
+    """
+
+    def __init__(self, most: int, every_s: float = 0.5):
+        import os
+
+        self.most, self.every_s = most, every_s
+        self.cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        self.current = most
+        self.others = 0.0
+        self.checked = 0.0
+
+    def update(self) -> int:
+        """Re-read the machine if it is time; set and return the thread count to use now."""
+        import time
+
+        import torch
+
+        now = time.monotonic()
+        if now - self.checked < self.every_s:
+            return self.current
+        self.checked = now
+        reading = others_running()
+        if reading is None:
+            return self.current
+        self.others = (self.others + reading) / 2
+        wanted = threads_for(self.cores, self.others, self.most)
+        if wanted != self.current:
+            torch.set_num_threads(wanted)
+            self.current = wanted
+        return self.current
