@@ -56,7 +56,7 @@ def check_parser(name: str, python: Path) -> str:
 
 
 def read_arch(folder: Path):
-    """`calc.Arch` from a model folder's config.json."""
+    """`sizing.Arch` from a model folder's config.json."""
     from types import SimpleNamespace
 
     from ..sizing import from_hf_config
