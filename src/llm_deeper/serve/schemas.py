@@ -11,12 +11,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationInfo, field_validator
 
 from ..inference.stops import MAX_STOP_CHARS, MAX_STOPS, check_stops
 
 MAX_N = 16  # choices per request: each is a full generation
 StopString = Annotated[str, Field(max_length=MAX_STOP_CHARS)]  # limits and why: inference/stops.py
+# JSON booleans only: `"echo": 0` is a 400, as /openapi.json says, not read as false. (Integers stay lax:
+# in JSON Schema 3.0 is an integer, and pydantic's lax int accepts exactly that.)
+Flag = StrictBool
+TokenId = Annotated[int, Field(ge=0)]  # /openapi.json adds the model's largest id (serve/openapi.py)
 
 
 class Lenient(BaseModel):
@@ -58,13 +62,13 @@ class ChatMessage(Lenient):
 
 
 class StreamOptions(Lenient):
-    include_usage: bool = False
+    include_usage: Flag = False
 
 
 class JsonSchemaSpec(Lenient):
     name: str = "response"
     schema_: dict[str, Any] | None = Field(default=None, alias="schema")
-    strict: bool | None = None
+    strict: Flag | None = None
 
 
 class ResponseFormat(Lenient):
@@ -76,7 +80,7 @@ class FunctionSpec(Lenient):
     name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
     description: str | None = None
     parameters: dict[str, Any] | None = None
-    strict: bool | None = None
+    strict: Flag | None = None
 
 
 class ToolSpec(Lenient):
@@ -104,13 +108,13 @@ class SamplingFields(Lenient):
     n: int = Field(default=1, ge=1, le=MAX_N)
     stop: Union[StopString, Annotated[list[StopString], Field(max_length=MAX_STOPS)], None] = Field(
         default=None, description=f"Up to {MAX_STOPS} strings of at most {MAX_STOP_CHARS} characters (OpenAI: 4); the reply ends before the first.")
-    seed: int | None = Field(default=None, ge=0, le=2**63 - 1)
-    stream: bool = False
+    seed: int | None = Field(default=None, ge=0, description="Any size; used modulo 2**63 (a JSON reader rounds 2**63-1 up to 2**63).")
+    stream: Flag = False
     stream_options: StreamOptions | None = None
     presence_penalty: float = Field(default=0.0, ge=-2.0, le=2.0)
     frequency_penalty: float = Field(default=0.0, ge=-2.0, le=2.0)
     repetition_penalty: float = Field(default=1.0, ge=0.01, le=10.0, description="transformers-style extension")
-    ignore_eos: bool = Field(default=False, description="vLLM extension: keep going past EOS")
+    ignore_eos: Flag = Field(default=False, description="vLLM extension: keep going past EOS")
     user: str | None = None
 
     @field_validator("stop", mode="before")
@@ -134,12 +138,12 @@ class SamplingFields(Lenient):
 class ChatCompletionRequest(SamplingFields):
     messages: list[ChatMessage] = Field(min_length=1)
     max_completion_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
-    logprobs: bool = False
+    logprobs: Flag = False
     top_logprobs: int | None = Field(default=None, ge=0, le=20)
     response_format: ResponseFormat | None = None
     tools: list[ToolSpec] | None = None
     tool_choice: Union[Literal["none", "auto", "required"], NamedToolChoice, None] = None
-    parallel_tool_calls: bool | None = None
+    parallel_tool_calls: Flag | None = None
 
     @field_validator("response_format")
     @classmethod
@@ -162,14 +166,18 @@ class ChatCompletionRequest(SamplingFields):
 
 
 class CompletionRequest(SamplingFields):
-    prompt: Union[str, list[str], list[int], list[list[int]]]
+    prompt: Union[Annotated[str, Field(min_length=1)], Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)],
+                  Annotated[list[TokenId], Field(min_length=1)], Annotated[list[Annotated[list[TokenId], Field(min_length=1)]], Field(min_length=1)]]
     logprobs: int | None = Field(default=None, ge=0, le=5)
-    echo: bool = False
+    echo: Flag = False
     suffix: str | None = None
 
-    @field_validator("prompt")
+    @field_validator("prompt", mode="before")
     @classmethod
     def _not_empty(cls, value):
+        """One clear message for an empty prompt (the union's own errors name each branch)."""
+        if not isinstance(value, (str, list)):
+            return value
         empty = len(value) == 0 or any(isinstance(part, (str, list)) and len(part) == 0 for part in value if not isinstance(value, str))
         if empty:
             raise ValueError("prompt must not be empty")
