@@ -136,7 +136,7 @@ def test_the_compiled_grammar_cache_is_a_bounded_lru():
     assert len(cache) == 2 and cache.compile(a) is first_a and b not in cache._compiled
 
 
-# ── issue 23: a reply ends where it repeats a call ──────────────────────────────
+# ── issue 23: a reply ends where it repeats a call, or where another call would not fit ──
 
 def test_the_grammar_state_ends_a_reply_at_a_repeated_call():
     from llm_deeper.inference.constrained import grammar_cache
@@ -145,8 +145,8 @@ def test_the_grammar_state_ends_a_reply_at_a_repeated_call():
     cache = grammar_cache(tokenizer, len(tokenizer))
     constraint = tool_call_constraint(TIMER, "required", True)
 
-    def done_after(text: str) -> bool:
-        state = cache.state(constraint)
+    def done_after(text: str, budget: int | None = None) -> bool:
+        state = cache.state(constraint, budget)
         for token in tokenizer(text, add_special_tokens=False)["input_ids"]:
             assert state.accept(token), text
         return state.done
@@ -154,3 +154,6 @@ def test_the_grammar_state_ends_a_reply_at_a_repeated_call():
     one, other = call('{"minutes":5}'), call('{"minutes":6}')
     assert not done_after(one) and not done_after(one + "\n" + other)
     assert done_after(one + "\n" + other + "\n" + one)  # the same name and arguments again: the reply ends here
+    size = len(tokenizer(one, add_special_tokens=False)["input_ids"])
+    assert not done_after(one, budget=2 * size + 1)  # room for another call of this length (and its separator)
+    assert done_after(one, budget=2 * size - 1)  # none: the reply ends after this call, not inside the next one

@@ -193,7 +193,8 @@ def test_default_model_on_a_few_bfcl_items():
         engine.close()
     for record in required.records:
         assert record["predicted_calls"] or record["finish_reason"] == "length", record
-        for call in record["predicted_calls"]:
+        calls = record["predicted_calls"]
+        for call in calls[:-1] if record["finish_reason"] == "length" else calls:  # a call max_tokens cut is kept as served, partial
             json.loads(call["function"]["arguments"])  # the grammar made it JSON
     irrelevant = next(r for r in required.records if r["id"].startswith("irrelevance"))
     assert (irrelevant["verdict"] == "pass") == (not irrelevant["predicted_calls"])  # a call where none fits fails; a cut one cannot be read

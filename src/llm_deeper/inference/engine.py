@@ -320,7 +320,7 @@ class Engine:
         bad = [t for t in ids if not 0 <= t < self.vocab_size]
         if bad:
             raise UserError(f"token id {bad[0]} is outside the vocabulary (0..{self.vocab_size - 1})")
-        constraint = self.grammars.state(config.constraint) if config.constraint is not None else None
+        constraint = self.grammars.state(config.constraint, config.max_new_tokens) if config.constraint is not None else None
         request = Request(ids, config, adapter, constraint, logprobs, sink, TextTracker(self.tokenizer, config.stop))
         release_idle_threads()  # the caller's idle OpenMP helpers would slow the engine's (see openmp.py)
         with self._cv:
