@@ -7,8 +7,9 @@ What you learn:
 - the MLX adapter converted to PEFT (`llm-deeper convert mlx-to-peft`), equal logits, served by `llm-deeper serve --lora`.
 
 Run: python src/inferencing_and_advanced/02_mlx_lora.py   (--quick: tiny random model, seconds)
-Takes: about 4 minutes on 2 busy CPU cores (227 s measured at load 6: a 2-step mlx-lm fine-tune ~2.7 minutes, two servers;
-mlx[cpu] on Linux multiplies with the reference BLAS, so mlx-lm reads ~10 tokens/s here).
+Takes: about 5 minutes on a 2-core AVX2-only CPU (282 s measured on such an AMD EPYC, the slowest machine we support; 227 s
+on a 2-core AVX-512 EPYC at load 6: a 2-step mlx-lm fine-tune ~2.7 minutes, two servers; mlx[cpu] on Linux multiplies with the
+reference BLAS, which torch's AVX2 switches do not reach, so mlx-lm reads ~10 tokens/s on either).
 MLX runs on the CPU here (`mlx[cpu]`), on Metal on Apple silicon.
 """
 
