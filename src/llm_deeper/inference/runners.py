@@ -180,10 +180,18 @@ class LlamaRunner:
         matmuls. One graph with dynamic shapes serves every batch size and length
         (size 1 is compiled apart, so both are warmed up here, never inside a request).
         Rows with a LoRA adapter keep the eager step.
+
+        Inductor keeps what it compiled (its FX-graph and AOTAutograd caches) on disk,
+        here under the artifact folder (`compile-cache/`, unless TORCHINDUCTOR_CACHE_DIR
+        says otherwise), so a restart of the same model re-traces but does not recompile.
         """
+        import os
         import time
 
+        from ..paths import artifact_dir
+
         torch = self.torch
+        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(artifact_dir("compile-cache")))
         start = time.perf_counter()
         compiled = torch.compile(self._decode, dynamic=True)
         self.cache.grow(2)
