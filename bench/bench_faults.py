@@ -7,7 +7,11 @@ whole suite takes a few minutes on 2 cores). What it does:
   (status, the slowest /health answer, the server's memory growth);
 - `$ref` that loops or points to nothing, under auto / required / named tool
   choice, whole and streamed (statuses, and whether /metrics counted them);
-- disconnects: streams closed mid-way, then the time until no slot is held;
+- disconnects: streams closed mid-way, then the time until no slot is held; the same for
+  non-streamed requests whose client hangs up (issue 26);
+- stop strings (issue 26): 20,000 of them (refused), and the most allowed (16 × 128 characters,
+  n 4) with a plain 16-token request beside it, against that request alone;
+- exposure (issue 26): a foreign Host header, /v1/models roots, `serve --api-key ""`;
 - queue overflow: 64 concurrent requests against 2 slots + 4 queued, and one
   request whose `n` can never fit;
 - SIGTERM with streams in flight: seconds from the signal to the exit, and
@@ -167,6 +171,56 @@ def disconnects(server: Server, count: int) -> dict:
         time.sleep(0.02)
     return {"streams_closed": count, "slots_free_after_s": round(time.perf_counter() - start, 3),
             "running_after": httpx.get(server.url + "/health").json()["running"]}
+
+
+def stop_strings(server: Server) -> dict:
+    """Issue 26: a flood of stop strings is refused; the most we allow does not slow a request beside it."""
+    import httpx
+
+    def timed(body: dict) -> tuple[int, float]:
+        start = time.perf_counter()
+        reply = httpx.post(server.url + "/v1/chat/completions", json={"model": server.model, "messages": HI, **body}, timeout=300)
+        return reply.status_code, round(time.perf_counter() - start, 3)
+
+    flood = timed({"stop": [f"q{i}" for i in range(20_000)], "n": 4, "max_tokens": 32, "ignore_eos": True})
+    alone = timed({"max_tokens": 16, "ignore_eos": True})
+    widest = {"stop": [f"{i:03d}" + "z" * 125 for i in range(16)], "n": 4, "max_tokens": 32, "ignore_eos": True}  # 16 × 128 chars
+    results: dict = {}
+    beside = threading.Thread(target=lambda: results.update(widest=timed(widest)))
+    beside.start()
+    time.sleep(0.2)
+    results["neighbour"] = timed({"max_tokens": 16, "ignore_eos": True})
+    beside.join()
+    return {"flood_20000_status_s": flood, "plain_16_tokens_alone_s": alone[1], "widest_allowed_status_s": results["widest"],
+            "plain_16_tokens_beside_it_s": results["neighbour"][1]}
+
+
+def plain_disconnects(server: Server, count: int) -> dict:
+    """Issue 26: non-streamed requests whose client leaves mid-reply free their slots (checked on a timer)."""
+    import httpx
+
+    body = {"model": server.model, "messages": HI, "max_tokens": 2000, "ignore_eos": True}
+    for _ in range(count):
+        try:
+            httpx.post(server.url + "/v1/chat/completions", json=body, timeout=1.0)
+        except httpx.TimeoutException:
+            pass  # we hung up
+    start = time.perf_counter()
+    while httpx.get(server.url + "/health").json()["running"] and time.perf_counter() - start < 60:
+        time.sleep(0.02)
+    return {"requests_abandoned": count, "slots_free_after_s": round(time.perf_counter() - start, 3),
+            "running_after": httpx.get(server.url + "/health").json()["running"]}
+
+
+def exposure(server: Server) -> dict:
+    """Issue 26: a foreign Host header (DNS rebinding) is refused; /v1/models shows names, not paths."""
+    import httpx
+
+    rebinding = httpx.get(server.url + "/v1/models", headers={"Host": "evil.example"})
+    models = httpx.get(server.url + "/v1/models").json()["data"]
+    empty_key = subprocess.run([*CLI, "serve", "--api-key", "", "--model", "unused"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    return {"foreign_host_status": rebinding.status_code, "model_roots": [m["root"] for m in models],
+            "serve_with_empty_key_rc": empty_key.returncode, "message": empty_key.stderr.strip()[:120]}
 
 
 def queue_overflow(server: Server, clients: int) -> dict:
@@ -337,6 +391,9 @@ def main() -> None:
             probe(result, "body_sizes", body_sizes, server, [0.1, 1.0, 5.0, 20.0])
             probe(result, "ref_cycles", ref_cycles, server)
             probe(result, "disconnects", disconnects, server, 5 if args.quick else 20)
+            probe(result, "plain_disconnects", plain_disconnects, server, 2 if args.quick else 4)
+            probe(result, "stop_strings", stop_strings, server)
+            probe(result, "exposure", exposure, server)
             probe(result, "queue_overflow", queue_overflow, server, 64)
             probe(result, "sigterm", sigterm, server, 4)
         finally:
