@@ -153,8 +153,9 @@ class LlamaRunner:
         batch = tokens.shape[0]
         cos, sin = self.cos[pos].view(batch, 1, 1, -1), self.sin[pos].view(batch, 1, 1, -1)
         rows = torch.arange(batch)
-        # Row b may attend to positions 0..positions[b] of its own slot.
-        mask = (torch.arange(length).unsqueeze(0) <= pos.unsqueeze(1)).view(batch, 1, 1, length)
+        # Row b may attend to positions 0..positions[b] of its own slot; the rest is blocked
+        # (computed once per step, not once per layer: 30 fewer ops a step).
+        blocked = (torch.arange(length).unsqueeze(0) > pos.unsqueeze(1)).view(batch, 1, 1, length)
 
         def attend(i, q, k, v):
             keys[i][rows, :, pos] = k[:, :, 0]
@@ -164,7 +165,7 @@ class LlamaRunner:
             # so the cache is read as is, never repeated per query head.
             grouped = q.view(batch, config.kv_heads, self.groups, config.head_dim)
             scores = torch.matmul(grouped, keys[i][:batch, :, :length].transpose(-1, -2)) * self.scale
-            scores = scores.masked_fill(~mask, float("-inf"))
+            scores = scores.masked_fill(blocked, float("-inf"))
             weights = torch.softmax(scores.float(), dim=-1).to(q.dtype)
             out = torch.matmul(weights, values[i][:batch, :, :length])
             return out.view(batch, config.heads, 1, config.head_dim)
