@@ -72,7 +72,7 @@ def main() -> None:
     from llm_deeper.tools.builtin import default_registry
     from llm_deeper.chat_format import prompt_ids
     from llm_deeper.inference.constrained import grammar_cache
-    from llm_deeper.tools.constrain import tool_call_constraint
+    from llm_deeper.chat.tool_constraint import tool_call_constraint
 
     loaded = load_model("smollm2-135m-instruct")
     model, tokenizer = loaded.model, loaded.tokenizer

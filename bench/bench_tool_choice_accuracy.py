@@ -2,7 +2,7 @@
 
 For each held-out prompt of the synthetic tool data set (`llm_deeper.data.toolcalls`, test split:
 phrasings and values the train split never uses), the model sees the user message and the offered
-tools (the right one + distractors), in-process, greedy, through `llm_deeper.tools.constrain`:
+tools (the right one + distractors), in-process, greedy, through `llm_deeper.chat.tool_constraint`:
 
 - required: the grammar forces one call (schema-valid rate target: 100%);
 - auto: free text, a started call is constrained.
@@ -38,7 +38,7 @@ def main() -> None:
     from llm_deeper.evals.tool_use import tool_scores
     from llm_deeper.models.loaders import load_model
     from llm_deeper.inference.engine import Engine
-    from llm_deeper.tools.constrain import tool_call_constraint
+    from llm_deeper.chat.tool_constraint import tool_call_constraint
     from llm_deeper.tools.formats import HERMES
 
     loaded = load_model("smollm2-135m-instruct")

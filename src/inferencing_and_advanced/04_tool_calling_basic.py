@@ -31,8 +31,8 @@ from llm_deeper.models.loaders import load_model
 from llm_deeper.tools import tool
 from llm_deeper.tools.builtin import default_registry
 from llm_deeper.inference.constrained import ebnf
-from llm_deeper.tools.constrain import tool_call_constraint
-from llm_deeper.tools.executor import ToolExecutor
+from llm_deeper.chat.tool_constraint import tool_call_constraint
+from llm_deeper.agent.executor import ToolExecutor
 from llm_deeper.tools.formats import HERMES
 from llm_deeper.tools.render import render_tool_prompt, to_template_messages
 

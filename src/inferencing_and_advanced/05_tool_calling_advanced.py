@@ -29,10 +29,10 @@ from llm_deeper.models.loaders import load_model
 from llm_deeper.tools import ToolCall, ToolError
 from llm_deeper.chat.engine_model import EngineChatModel
 from llm_deeper.inference.sampling import SamplingConfig
-from llm_deeper.tools.agent import Agent, AgentConfig, ScriptedBackend
+from llm_deeper.agent.loop import Agent, AgentConfig, ScriptedBackend
 from llm_deeper.tools.builtin import default_registry
-from llm_deeper.tools.constrain import tool_call_constraint
-from llm_deeper.tools.executor import ExecutorConfig, ToolExecutor
+from llm_deeper.chat.tool_constraint import tool_call_constraint
+from llm_deeper.agent.executor import ExecutorConfig, ToolExecutor
 from llm_deeper.tools.formats import HERMES
 from llm_deeper.tools.render import format_tool_calls
 from llm_deeper.tools.streaming import StreamingToolParser, ToolCallDelta, accumulate

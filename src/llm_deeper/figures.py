@@ -162,9 +162,9 @@ def draw_loss_curve():
     from .data.corpus import EOS, default_corpus
     from .scratch.bpe import BPETokenizer
     from .scratch.tinygpt import TinyGPTConfig
-    from .train.config import TrainConfig
-    from .train.loop import train
-    from .train.text import TokenData
+    from .train.tinygpt.config import TrainConfig
+    from .train.tinygpt.pretrain import train
+    from .train.tinygpt.text import TokenData
 
     torch.set_num_threads(1)
     corpus = default_corpus(max_chars=200_000)
@@ -174,8 +174,8 @@ def draw_loss_curve():
     with tempfile.TemporaryDirectory() as out:
         result = train(config, cfg, TokenData.encode(corpus, bpe, 64), bpe, Path(out) / "run", show_progress=False)
     fig, ax = _figure()
-    ax.plot(range(1, len(result.losses) + 1), result.losses, color="0.6", linewidth=0.8, label="training batch")
-    steps, vals = zip(*result.val_losses)
+    ax.plot(range(1, len(result.train_losses) + 1), result.train_losses, color="0.6", linewidth=0.8, label="training batch")
+    steps, vals = zip(*result.eval_losses)
     ax.plot(steps, vals, "o-", color="tab:blue", label="validation")
     import math
 

@@ -9,9 +9,9 @@ import time
 import pytest
 
 from llm_deeper.tools import ToolCall, ToolError, ToolRegistry
-from llm_deeper.tools.agent import Agent, AgentConfig, ScriptedBackend
+from llm_deeper.agent.loop import Agent, AgentConfig, ScriptedBackend
 from llm_deeper.tools.builtin import default_registry
-from llm_deeper.tools.executor import ExecutorConfig, ToolExecutor
+from llm_deeper.agent.executor import ExecutorConfig, ToolExecutor
 from llm_deeper.tools.render import format_tool_calls
 
 

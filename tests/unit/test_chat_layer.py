@@ -6,7 +6,7 @@ import json
 
 from llm_deeper.chat.plan import ChatPlan, ReplyStream, parse_reply
 from llm_deeper.evals.agent_run import has_tool_markup
-from llm_deeper.tools.agent import runnable
+from llm_deeper.agent.loop import runnable
 
 PLAN = ChatPlan([], None, ("multiply", "add"), True)
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from llm_deeper.models.tiny import tiny_llama, tiny_tokenizer
 from llm_deeper.tools.builtin import default_registry
 from llm_deeper.inference.constrained import Constraint, ebnf, grammar_cache, structural_tag
-from llm_deeper.tools.constrain import tool_call_constraint
+from llm_deeper.chat.tool_constraint import tool_call_constraint
 from llm_deeper.tools.formats import HERMES
 from llm_deeper.tools.openai_spec import InvalidToolsError
 

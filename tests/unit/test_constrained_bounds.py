@@ -8,7 +8,7 @@ import xgrammar as xgr
 
 from llm_deeper.inference.constrained import ARRAY_MAX_ITEMS, MAX_CALLS, STRING_MAX_LENGTH, bounded_schema, grammar_cache
 from llm_deeper.models.tiny import tiny_tokenizer
-from llm_deeper.tools.constrain import tool_call_constraint
+from llm_deeper.chat.tool_constraint import tool_call_constraint
 from llm_deeper.tools.streaming import StreamingToolParser, accumulate
 
 TIMER = [{"type": "function", "function": {"name": "set_timer", "parameters": {"type": "object", "properties": {

@@ -10,7 +10,7 @@ from conftest import run_cli
 from llm_deeper.evals.agent_run import run_agent_tasks, score_task
 from llm_deeper.evals.agent_tasks import (AgentTask, clock_forms, contains_value, make_agent_tasks, numbers_in, same_call,
                                           same_number)
-from llm_deeper.tools.agent import Agent, AgentConfig, ScriptedBackend
+from llm_deeper.agent.loop import Agent, AgentConfig, ScriptedBackend
 from llm_deeper.tools.builtin import default_registry
 
 

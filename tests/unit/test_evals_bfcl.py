@@ -111,7 +111,7 @@ def test_schemas_become_valid_tools_that_compile():
     """Python type names map to JSON schema; every tool of a sample passes our validator and compiles to a grammar."""
     from llm_deeper.models.tiny import tiny_tokenizer
     from llm_deeper.inference.constrained import grammar_cache
-    from llm_deeper.tools.constrain import tool_call_constraint
+    from llm_deeper.chat.tool_constraint import tool_call_constraint
     from llm_deeper.tools.openai_spec import validate_tools
 
     tools = openai_tools([{"name": "math.hypot", "parameters": {"type": "dict", "properties": {

@@ -16,10 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from llm_deeper.tools import ToolCall, ToolError, ToolRegistry
-from llm_deeper.tools.agent import Agent, AgentConfig, ScriptedBackend
+from llm_deeper.agent.loop import Agent, AgentConfig, ScriptedBackend
 from llm_deeper.tools.builtin import default_registry
 from llm_deeper.tools.calculator import MAX_EXPRESSION_CHARS, PATTERN, FormError, evaluate, parse, pattern_accepts
-from llm_deeper.tools.executor import ExecutorConfig, ToolExecutor
+from llm_deeper.agent.executor import ExecutorConfig, ToolExecutor
 from llm_deeper.tools.render import format_tool_calls
 
 # What a regular expression cannot count (and the length bound, which xgrammar cannot keep beside a

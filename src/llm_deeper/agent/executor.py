@@ -18,8 +18,8 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from .calls import ToolCall, compact_json
-from .registry import ToolRegistry
+from ..tools.calls import ToolCall, compact_json
+from ..tools.registry import ToolRegistry
 from .workers import Outcome, WorkerLimits, WorkerPool, cut
 
 log = logging.getLogger("llm_deeper.tools")

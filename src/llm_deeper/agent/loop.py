@@ -22,9 +22,9 @@ from typing import Callable
 from ..errors import UserError
 from ..chat import ChatModel, ChatReply, ChatRequest
 from ..inference.sampling import SamplingConfig
-from .calls import ToolCall, compact_json
+from ..tools.calls import ToolCall, compact_json
 from .executor import ExecutorConfig, ToolExecutor, ToolResult
-from .registry import ToolRegistry
+from ..tools.registry import ToolRegistry
 
 log = logging.getLogger("llm_deeper.tools")
 

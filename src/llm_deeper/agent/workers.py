@@ -28,8 +28,8 @@ import time
 import weakref
 from dataclasses import dataclass
 
-from .calls import compact_json
-from .registry import ToolError
+from ..tools.calls import compact_json
+from ..tools.registry import ToolError
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 One path for every caller, so an eval scores exactly what the server serves:
 
 - `request.py`: the request and reply values and the `ChatModel` protocol;
+- `tool_constraint.py`: tools + tool_choice → the engine's `Constraint`;
 - `plan.py`: tools and tool_choice (or response_format) → the one constraint,
   messages → the prompt's messages, the model's text → the assistant message
   (whole, or as stream deltas); a call the reply already made is dropped;

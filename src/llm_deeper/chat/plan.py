@@ -50,7 +50,7 @@ def plan_request(request: ChatRequest) -> ChatPlan:
 def _tool_plan(request: ChatRequest) -> ChatPlan:
     if not request.tools and request.tool_choice in (None, "none", "auto"):
         return ChatPlan([], None, (), False)
-    from ..tools.constrain import tool_call_constraint
+    from ..chat.tool_constraint import tool_call_constraint
     from ..tools.openai_spec import validate_tools
 
     try:

@@ -16,8 +16,8 @@ lessons): `engine.generate(messages, tools=tools, constraint=tool_call_constrain
 from __future__ import annotations
 
 from ..inference.constrained import Constraint
-from .openai_spec import ToolChoice, parse_tool_choice, validate_tools
-from .render import tool_dicts
+from ..tools.openai_spec import ToolChoice, parse_tool_choice, validate_tools
+from ..tools.render import tool_dicts
 
 
 def tool_call_constraint(tools, tool_choice="required", parallel_tool_calls: bool | None = True) -> Constraint | None:

@@ -28,9 +28,9 @@ def agent(
 
     from ..errors import UserError
     from ..inference.sampling import SamplingConfig
-    from ..tools.agent import Agent, AgentConfig
+    from ..agent.loop import Agent, AgentConfig
     from ..tools.builtin import default_registry
-    from ..tools.executor import ExecutorConfig
+    from ..agent.executor import ExecutorConfig
 
     console = Console(highlight=False)
     if log:

@@ -44,7 +44,7 @@ def call_tool(
     from ..errors import UserError
     from ..tools.builtin import default_registry
     from ..tools.calls import ToolCall
-    from ..tools.executor import ToolExecutor
+    from ..agent.executor import ToolExecutor
 
     try:
         parsed = json.loads(arguments)

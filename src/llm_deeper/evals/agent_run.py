@@ -1,6 +1,6 @@
 """`llm-deeper eval agent`: held-out tasks through the project's own agent loop, scored end to end.
 
-Each task runs through `tools.agent.Agent` exactly as `llm-deeper agent`
+Each task runs through `agent.loop.Agent` exactly as `llm-deeper agent`
 runs a question: the chat model (the in-process engine with the server's tool
 grammar, or an OpenAI-compatible server), the executor's worker processes running the
 real built-in tools, and a step limit. Success means the loop ended with a
@@ -93,9 +93,9 @@ def run_agent_tasks(tasks: list[AgentTask], backend, label: str, max_steps: int 
     from concurrent.futures import ThreadPoolExecutor
     from datetime import datetime, timezone
 
-    from ..tools.agent import Agent, AgentConfig
+    from ..agent.loop import Agent, AgentConfig
     from ..tools.builtin import default_registry
-    from ..tools.executor import ExecutorConfig, ToolExecutor
+    from ..agent.executor import ExecutorConfig, ToolExecutor
     from .runner import EvalRun
     from .scores import aggregate_all
 

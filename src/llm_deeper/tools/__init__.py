@@ -1,9 +1,9 @@
-"""Tool calling: typed Python functions as OpenAI tools, one renderer for prompts,
-parsers for the call formats models emit (whole and streamed), grammars that
-constrain a model to valid calls, an executor and an agent loop.
+"""Tool calling's prompt format: typed Python functions as OpenAI tools, one renderer
+for prompts, parsers for the call formats models emit (whole and streamed). It imports
+no engine: the constraint for valid calls is `chat/tool_constraint.py`, the executor
+and the agent loop are `agent/`.
 
-Reading order: calls → registry → builtin → openai_spec → render → formats →
-streaming → constrain → executor → agent.
+Reading order: calls → registry → builtin → openai_spec → render → formats → streaming.
 """
 
 from .calls import ToolCall
