@@ -237,10 +237,11 @@ def block(config: LlamaConfig, index: int, w: LayerWeights, x, cos, sin, attend:
     batch, length, _ = x.shape
     q_size, kv_size = config.heads * config.head_dim, config.kv_heads * config.head_dim
     qkv = project(rms_norm(x, w.input_norm, config.norm_eps), w.qkv, index, lora)
-    q = qkv[..., :q_size].view(batch, length, config.heads, config.head_dim).transpose(1, 2)
-    k = qkv[..., q_size:q_size + kv_size].view(batch, length, config.kv_heads, config.head_dim).transpose(1, 2)
+    # q and k heads rotated together: one RoPE (5 ops) per layer instead of two
+    qk = qkv[..., :q_size + kv_size].view(batch, length, config.heads + config.kv_heads, config.head_dim).transpose(1, 2)
+    qk = rotate(qk, cos, sin)
+    q, k = qk[:, :config.heads], qk[:, config.heads:]
     v = qkv[..., q_size + kv_size:].view(batch, length, config.kv_heads, config.head_dim).transpose(1, 2)
-    q, k = rotate(q, cos, sin), rotate(k, cos, sin)
     attended = attend(index, q, k, v).transpose(1, 2).reshape(batch, length, q_size)
     x = x + project(attended, w.o, index, lora)
     gate_up = project(rms_norm(x, w.post_norm, config.norm_eps), w.gate_up, index, lora)
