@@ -41,7 +41,9 @@ from pathlib import Path
 from harness import alternate, report, timed
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = REPO.parent / "shared" / "data" / "tinyshakespeare.txt"
+# ../shared next to the repository (a worktree sits one level deeper: ../../shared).
+DEFAULT_DATA = next((p for p in (REPO.parent / "shared" / "data" / "tinyshakespeare.txt", REPO.parents[1] / "shared" / "data" / "tinyshakespeare.txt") if p.is_file()),
+                    REPO.parent / "shared" / "data" / "tinyshakespeare.txt")
 NANOGPT_REFERENCE = {"tokens_per_s": 20_700, "ms_per_iter": 37.0, "val_loss": 1.886, "source": "issue 4 (nanoGPT, same CPU recipe, a 2-core machine of this kind)"}
 NANOGPT_ARGS = ["--device=cpu", "--compile=False", "--eval_iters=20", "--log_interval=1", "--block_size=64", "--batch_size=12",
                 "--n_layer=4", "--n_head=4", "--n_embd=128", "--max_iters=2000", "--lr_decay_iters=2000", "--dropout=0.0"]
