@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import signal
 import subprocess
@@ -41,26 +40,20 @@ import threading
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from harness import REPO, OurServer, report
+
 CLI = [sys.executable, "-m", "llm_deeper"]
 HI = [{"role": "user", "content": "hi"}]
 
 
 # -- the server ----------------------------------------------------------------
 class Server:
-    """`llm-deeper serve` in a subprocess on a free loopback port."""
+    """`llm-deeper serve` through the bench harness (its own process group, a free loopback port), plus what the probes read."""
 
     def __init__(self, model: str, *flags: str):
-        from llm_deeper.serve.background import free_port, wait_until_healthy
-
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process = subprocess.Popen([*CLI, "serve", "--model", model, "--port", str(self.port), *flags], cwd=REPO,
-                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        wait_until_healthy(self.url, self.process, timeout=300)
-        import httpx
-
-        self.model = httpx.get(self.url + "/health").json()["model"]
+        self.server = OurServer("--model", model, *flags).start()
+        self.url, self.process = self.server.url, self.server.process
+        self.model = self.server.model()  # the name it answers to
 
     def rss_mb(self) -> float:
         with open(f"/proc/{self.process.pid}/status") as status:
@@ -79,9 +72,7 @@ class Server:
         return 0
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
+        self.server.stop()
 
 
 class HealthPoller:
@@ -385,7 +376,7 @@ def main() -> None:
             from llm_deeper.models.tiny import save_tiny_model
 
             model = str(save_tiny_model(Path(tmp) / "tiny", context=8192))
-        result: dict = {"model": Path(model).name if args.quick else model, "load_average": os.getloadavg()}
+        result: dict = {"model": Path(model).name if args.quick else model}
         server = Server(model, "--max-concurrency", "2", "--max-queue", "4", "--shutdown-timeout", "2")
         try:
             probe(result, "body_sizes", body_sizes, server, [0.1, 1.0, 5.0, 20.0])
@@ -401,7 +392,7 @@ def main() -> None:
     probe(result, "training_kills", training_kills, 2 if args.quick else args.kills, args.seed)
     probe(result, "calculator", calculator, args.calculator_limit)
     result["wall_s"] = round(time.perf_counter() - started, 1)
-    print(json.dumps(result, indent=1))
+    report("faults", result, indent=1)
 
 
 if __name__ == "__main__":

@@ -11,9 +11,10 @@ Run: .venv/bin/python bench/bench_tool_prompt_tokens.py [--n 256]
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 from unittest import mock
+
+from harness import report
 
 
 def json_tool_prompt(tools) -> str:
@@ -62,10 +63,10 @@ def main() -> None:
     after = measure(tokenizer, train)
     with mock.patch.object(render, "render_tool_prompt", json_tool_prompt):
         before = measure(tokenizer, train)
-    print(json.dumps({"bench": "tool_prompt_tokens", "model": DEFAULT_MODEL, "conversations": len(train), "distractors": recipe.distractors,
+    report("tool_prompt_tokens", {"model": DEFAULT_MODEL, "conversations": len(train), "distractors": recipe.distractors,
                       "json_schemas": before, "signatures": after,
                       "prompt_tokens_ratio": round(before["prompt_tokens_mean"] / after["prompt_tokens_mean"], 2),
-                      "tokens_ratio": round(before["tokens_mean"] / after["tokens_mean"], 2)}))
+                      "tokens_ratio": round(before["tokens_mean"] / after["tokens_mean"], 2)})
 
 
 if __name__ == "__main__":
