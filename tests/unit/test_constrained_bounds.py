@@ -156,4 +156,4 @@ def test_the_grammar_state_ends_a_reply_at_a_repeated_call():
     assert done_after(one + "\n" + other + "\n" + one)  # the same name and arguments again: the reply ends here
     size = len(tokenizer(one, add_special_tokens=False)["input_ids"])
     assert not done_after(one, budget=2 * size + 1)  # room for another call of this length (and its separator)
-    assert done_after(one, budget=2 * size - 1)  # none: the reply ends after this call, not inside the next one
+    assert done_after(one, budget=2 * size)  # none (the next call needs a separator too): the reply ends after this call, not inside the next
