@@ -176,14 +176,22 @@ def stop_strings(server: Server) -> dict:
     flood = timed({"stop": [f"q{i}" for i in range(20_000)], "n": 4, "max_tokens": 32, "ignore_eos": True})
     alone = timed({"max_tokens": 16, "ignore_eos": True})
     widest = {"stop": [f"{i:03d}" + "z" * 125 for i in range(16)], "n": 4, "max_tokens": 32, "ignore_eos": True}  # 16 × 128 chars
-    results: dict = {}
-    beside = threading.Thread(target=lambda: results.update(widest=timed(widest)))
-    beside.start()
-    time.sleep(0.2)
-    results["neighbour"] = timed({"max_tokens": 16, "ignore_eos": True})
-    beside.join()
-    return {"flood_20000_status_s": flood, "plain_16_tokens_alone_s": alone[1], "widest_allowed_status_s": results["widest"],
-            "plain_16_tokens_beside_it_s": results["neighbour"][1]}
+    no_stops = {"n": 4, "max_tokens": 32, "ignore_eos": True}  # the control: the same batch without stops
+
+    def beside(big: dict) -> tuple[tuple[int, float], float]:
+        results: dict = {}
+        thread = threading.Thread(target=lambda: results.update(big=timed(big)))
+        thread.start()
+        time.sleep(0.2)
+        neighbour = timed({"max_tokens": 16, "ignore_eos": True})
+        thread.join()
+        return results["big"], neighbour[1]
+
+    with_stops, neighbour_stops = beside(widest)
+    without, neighbour_plain = beside(no_stops)
+    return {"flood_20000_status_s": flood, "plain_16_tokens_alone_s": alone[1],
+            "widest_allowed_status_s": with_stops, "plain_16_tokens_beside_it_s": neighbour_stops,
+            "same_without_stops_status_s": without, "plain_16_tokens_beside_that_s": neighbour_plain}
 
 
 def plain_disconnects(server: Server, count: int) -> dict:

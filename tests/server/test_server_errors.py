@@ -63,6 +63,8 @@ CASES = {
     "required without tools": ({"messages": HI, "tool_choice": "required"}, 400, None),
     "too many stops": ({"messages": HI, "stop": ["a"] * 17}, 400, "stop"),  # issue 26: 130,000 stops slowed every request's step
     "stop too long": ({"messages": HI, "stop": "x" * 129}, 400, "stop"),
+    "boolean for an integer": ({"messages": HI, "top_logprobs": True}, 400, "top_logprobs"),  # issue 26 §5: as /openapi.json says
+    "integer for a boolean": ({"messages": HI, "stream": 0}, 400, "stream"),
 }
 
 

@@ -22,6 +22,7 @@ ERROR_SCHEMA = {
 WHY = {
     400: ("Invalid request: error.param names the field (or a Host header this server does not answer to). Besides the schema, "
           "rules it cannot state: tool_choice names a tool in tools; tool-call arguments in the history are a JSON object; "
+          "a json_schema response_format carries a schema; "
           "the prompt plus max_tokens fit the model's context; n choices fit the server; echo is not streamed"),
     401: "Missing or wrong API key (a server started with --api-key)",
     404: "No model of that name (see /v1/models)",

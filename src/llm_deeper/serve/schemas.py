@@ -20,7 +20,16 @@ StopString = Annotated[str, Field(max_length=MAX_STOP_CHARS)]  # limits and why:
 # JSON booleans only: `"echo": 0` is a 400, as /openapi.json says, not read as false. (Integers stay lax:
 # in JSON Schema 3.0 is an integer, and pydantic's lax int accepts exactly that.)
 Flag = StrictBool
-TokenId = Annotated[int, Field(ge=0)]  # /openapi.json adds the model's largest id (serve/openapi.py)
+
+
+def _not_a_boolean(value):
+    """Integers are 3 or 3.0 (as JSON Schema reads them), never true/false (which lax int reads as 1/0)."""
+    if isinstance(value, bool):
+        raise ValueError("expected an integer, got a boolean")
+    return value
+
+
+TokenId = Annotated[int, Field(ge=0)]  # /openapi.json adds the model's largest id (serve/openapi.py); booleans refused below
 
 
 class Lenient(BaseModel):
@@ -126,6 +135,8 @@ class SamplingFields(Lenient):
             check_stops(stops)
         return value
 
+    _integers = field_validator("max_tokens", "top_k", "n", "seed", mode="before")(_not_a_boolean)
+
     def stop_list(self) -> list[str]:
         stops = [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
         return [s for s in stops if s]
@@ -144,6 +155,8 @@ class ChatCompletionRequest(SamplingFields):
     tools: list[ToolSpec] | None = None
     tool_choice: Union[Literal["none", "auto", "required"], NamedToolChoice, None] = None
     parallel_tool_calls: Flag | None = None
+
+    _chat_integers = field_validator("max_completion_tokens", "top_logprobs", mode="before")(_not_a_boolean)
 
     @field_validator("response_format")
     @classmethod
@@ -172,6 +185,8 @@ class CompletionRequest(SamplingFields):
     echo: Flag = False
     suffix: str | None = None
 
+    _completion_integers = field_validator("logprobs", mode="before")(_not_a_boolean)
+
     @field_validator("prompt", mode="before")
     @classmethod
     def _not_empty(cls, value):
@@ -181,6 +196,8 @@ class CompletionRequest(SamplingFields):
         empty = len(value) == 0 or any(isinstance(part, (str, list)) and len(part) == 0 for part in value if not isinstance(value, str))
         if empty:
             raise ValueError("prompt must not be empty")
+        if not isinstance(value, str) and any(isinstance(x, bool) for part in value for x in (part if isinstance(part, list) else [part])):
+            raise ValueError("token ids are integers, not booleans")
         return value
 
     @field_validator("echo")
