@@ -38,11 +38,6 @@ def manager(output: Path) -> StepCheckpoints:
     return StepCheckpoints(output, keep=KEEP)
 
 
-def checkpoints(output: Path) -> list[Path]:
-    """Checkpoint folders in step order."""
-    return manager(output).all()
-
-
 def latest(output: Path) -> Path | None:
     return manager(output).latest()
 

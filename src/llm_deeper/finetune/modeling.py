@@ -13,13 +13,6 @@ from ..errors import UserError
 from .config import FinetuneConfig
 
 
-def device_for(local_rank: int = 0):
-    """CUDA GPU `local_rank` when there is one, else the CPU."""
-    import torch
-
-    return torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
-
-
 def require_qlora_support() -> None:
     """QLoRA needs a CUDA GPU and bitsandbytes; say so plainly otherwise."""
     import importlib.util
@@ -39,7 +32,9 @@ def load_base(config: FinetuneConfig, local_rank: int = 0):
     if config.qlora:
         return load_base_4bit(config, local_rank)
     loaded = load_model(config.model, dtype=config.base_dtype)
-    model = loaded.model.to(device_for(local_rank))
+    from ..train.distributed import pick_device
+
+    model = loaded.model.to(pick_device("auto", local_rank))
     return model, loaded.tokenizer
 
 
