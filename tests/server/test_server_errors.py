@@ -65,6 +65,7 @@ CASES = {
     "stop too long": ({"messages": HI, "stop": "x" * 129}, 400, "stop"),
     "boolean for an integer": ({"messages": HI, "top_logprobs": True}, 400, "top_logprobs"),  # issue 26 §5: as /openapi.json says
     "integer for a boolean": ({"messages": HI, "stream": 0}, 400, "stream"),
+    "boolean for a number": ({"messages": HI, "frequency_penalty": True}, 400, "frequency_penalty"),
 }
 
 

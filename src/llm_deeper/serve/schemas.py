@@ -23,9 +23,9 @@ Flag = StrictBool
 
 
 def _not_a_boolean(value):
-    """Integers are 3 or 3.0 (as JSON Schema reads them), never true/false (which lax int reads as 1/0)."""
+    """Numbers (integers: 3 or 3.0, as JSON Schema reads them) are never true/false, which lax parsing reads as 1/0."""
     if isinstance(value, bool):
-        raise ValueError("expected an integer, got a boolean")
+        raise ValueError("expected a number, got a boolean")
     return value
 
 
@@ -135,7 +135,8 @@ class SamplingFields(Lenient):
             check_stops(stops)
         return value
 
-    _integers = field_validator("max_tokens", "top_k", "n", "seed", mode="before")(_not_a_boolean)
+    _numbers = field_validator("max_tokens", "top_k", "n", "seed", "temperature", "top_p", "presence_penalty", "frequency_penalty",
+                               "repetition_penalty", mode="before")(_not_a_boolean)
 
     def stop_list(self) -> list[str]:
         stops = [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
