@@ -44,7 +44,7 @@ def create_app(engine: Engine, api_key: str | None = None, default_max_tokens: i
     engine.observers.append(metrics.observe)
     app.state.engine, app.state.metrics, app.state.gate = engine, metrics, gate
     install_error_handlers(app)
-    openapi.install(app, engine.vocab_size)
+    openapi.install(app, engine.vocab_size, engine.context_length)
     app.add_middleware(HostCheck, allowed=allowed_hosts)  # inside the guard, so its 400s are counted too
     app.add_middleware(RequestGuard, metrics=metrics, max_body_bytes=max_request_bytes or default_body_limit(engine.context_length),
                        gate=gate, routes=KNOWN_ROUTES)

@@ -46,20 +46,20 @@ STREAM = {"text/event-stream": {"schema": {  # one event
                     "ended by `data: [DONE]`; an error after the stream started comes as `data: {\"error\": {...}}`.")}}}
 
 
-def install(app: FastAPI, vocab_size: int) -> None:
+def install(app: FastAPI, vocab_size: int, context_length: int) -> None:
     """Make `app.openapi()` (served at /openapi.json and /docs) describe the statuses and content types above."""
 
     def openapi() -> dict:
         if app.openapi_schema is None:
             schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
-            describe(schema, vocab_size)
+            describe(schema, vocab_size, context_length)
             app.openapi_schema = schema
         return app.openapi_schema
 
     app.openapi = openapi
 
 
-def describe(schema: dict, vocab_size: int) -> None:
+def describe(schema: dict, vocab_size: int, context_length: int) -> None:
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     components["Error"] = ERROR_SCHEMA
     for name in ("HTTPValidationError", "ValidationError"):
@@ -74,6 +74,11 @@ def describe(schema: dict, vocab_size: int) -> None:
             if (path, method) in (("/v1/chat/completions", "post"), ("/v1/completions", "post")):
                 responses["200"].setdefault("content", {}).update(STREAM)
     _limit_token_ids(components.get("CompletionRequest", {}), vocab_size)
+    for request in ("ChatCompletionRequest", "CompletionRequest"):  # a reply never outgrows the context (the prompt needs ≥ 1 token)
+        for field in ("max_tokens", "max_completion_tokens"):
+            for option in components.get(request, {}).get("properties", {}).get(field, {}).get("anyOf", []):
+                if option.get("type") == "integer":
+                    option["maximum"] = min(option.get("maximum", context_length), context_length - 1)
 
 
 def _limit_token_ids(request: dict, vocab_size: int) -> None:
