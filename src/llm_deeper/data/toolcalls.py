@@ -9,16 +9,21 @@ correct tool and a few distractors, in random order), and the prompt text
 comes from `tools.render`, the renderer the server uses, so the model learns
 the exact format it will be served with.
 
-The test split is held out twice over: its questions use phrasings and
-argument values the training split never contains, so a model can only score
-by learning *when* to call *which* tool, not by remembering sentences.
+Besides the ten runnable built-in tools, a third of the conversations use the
+216 generated tools of `toolgen` (24 domains), whose results are made up but
+plausible. The test split is held out three times over: its questions use
+phrasings and argument values the training split never contains, and its
+generated tools are never seen in training, so a model can only score by
+learning to read a signature and copy values, not by remembering names.
 
 The mix (`MIX`) teaches restraint and the whole loop, not only selection:
-45% of the conversations offer tools and need none (small talk, questions the
-tools cannot answer, and near misses: the fitting tool is withheld and one with
-a similar name is offered), some make parallel calls, some chain two calls (the
-second copies a number from the first result, then the answer states the
-final value), and some go on after the answer (a thank-you). With only 10%
+40% of the conversations offer tools and need none (small talk, knowledge
+questions, and near misses: the fitting tool is withheld and others of its
+domain are offered, names the model has seen called elsewhere; or a request
+from another domain), some make parallel calls, some chain two calls among
+as many distractors as `eval agent` offers (the second copies a number from
+the first result, then the answer states the final value), and some go on
+after the answer (a thank-you). With only 10%
 no-tool conversations the fine-tuned model answered "hello" with a tool call
 (correct no-call 0.25, issue 16).
 
@@ -307,18 +312,24 @@ CHAINS = {
               ["Change {amount} {src} into {dst} and divide it among {people} people."], _chain_split),
 }
 
-# Shares of each kind of conversation (they sum to 1); see the module docstring. 45% need
-# no call at all (restraint was the weakest skill: near misses 0 of 3 right, issue 16).
+# Shares of each kind of conversation (they sum to 1); see the module docstring. 40% need
+# no call at all. The "gen_" kinds use the generated tools of `toolgen` (216 schemas, 24
+# domains; the test split's tools are never seen in training): a call, a near miss (the
+# request's tool withheld, its domain's other tools offered, names that are positives
+# elsewhere, so the name alone cannot decide) and a request from another domain.
 # "second_call" (a second question needing another tool after the first answer)
-# averages ~970 tokens with the default tokenizer, past the recipe's 640-token cut, so
-# the recipe leaves it out; `make_tool_dataset(mix=...)` can add it. A "chain" offers
-# only the two tools it needs, which keeps it near 640 tokens.
-MIX = {"call": 0.34, "parallel": 0.08, "thanks": 0.05, "second_call": 0.0, "chain": 0.08,
-       "small_talk": 0.15, "general": 0.12, "near_miss": 0.18}
+# averages ~970 tokens with the default tokenizer, so the recipe leaves it out;
+# `make_tool_dataset(mix=...)` can add it.
+MIX = {"call": 0.14, "parallel": 0.06, "thanks": 0.04, "second_call": 0.0, "chain": 0.08, "gen_call": 0.28,
+       "small_talk": 0.08, "general": 0.08, "near_miss": 0.06, "gen_near_miss": 0.10, "gen_other": 0.08}
+NO_CALL_KINDS = ("small_talk", "general", "near_miss", "gen_near_miss", "gen_other")
 
 # The held-out set's own mix, fixed, so a change to the training mix does not move the
-# yardstick (chains are scored end to end by `llm-deeper eval agent` instead).
-TEST_MIX = {"call": 0.42, "parallel": 0.10, "thanks": 0.08, "small_talk": 0.14, "general": 0.13, "near_miss": 0.13}
+# yardstick (chains are scored end to end by `llm-deeper eval agent` instead). Its
+# "gen_" conversations use only the held-out tools.
+TEST_MIX = {"call": 0.15, "parallel": 0.05, "thanks": 0.05, "gen_call": 0.35, "small_talk": 0.08, "general": 0.08,
+            "near_miss": 0.06, "gen_near_miss": 0.10, "gen_other": 0.08}
+AGENT_DISTRACTORS = 2  # what `llm-deeper eval agent` offers besides the needed tools; chains offer as many
 
 
 def event_arguments(values: Values, phrasing: str) -> dict:
@@ -384,8 +395,8 @@ def _chain_conversation(rng: random.Random, split: str, registry, meta: dict) ->
         call, response = _call_and_result(rng, tool, arguments, registry.get(tool)(**arguments))
         messages += [{"role": "assistant", "content": None, "tool_calls": [call]}, response]
     messages.append({"role": "assistant", "content": answer})
-    offered = [tool for tool, _ in calls]
-    rng.shuffle(offered)
+    needed = [tool for tool, _ in calls]
+    offered = _offer(rng, registry.names(), needed, AGENT_DISTRACTORS)
     return ChatExample(messages, registry.subset(offered).schemas(), meta={**meta, "expected_tool": calls[0][0], "chain": name})
 
 
@@ -400,6 +411,29 @@ def _near_misses(tool: str, names: list[str]) -> list[str]:
     """Other tools whose names share a word with `tool` (convert_units → convert_currency, convert_time)."""
     words = set(tool.split("_"))
     return [n for n in names if n != tool and words & set(n.split("_"))]
+
+
+def _generated_conversation(rng: random.Random, split: str, kind: str, distractors: int, meta: dict) -> ChatExample:
+    """A conversation over the generated tools: a call with its result and answer, or a request no offered tool serves."""
+    from . import toolgen
+
+    own = toolgen.tools_of(split)  # training never sees the test split's tools, not even as distractors
+    tool = rng.choice(own)
+    request, arguments = toolgen.make_request(rng, split, tool)
+    if kind == "gen_call":
+        result, answer = toolgen.make_result(rng, tool, arguments)
+        call, response = _call_and_result(rng, tool.name, arguments, result)
+        messages = [{"role": "user", "content": request}, {"role": "assistant", "content": None, "tool_calls": [call]}, response,
+                    {"role": "assistant", "content": answer}]
+        return ChatExample(messages, toolgen.offer(rng, own, [tool], distractors), meta={**meta, "expected_tool": tool.name})
+    pool = toolgen.TOOLS if split == "test" else own
+    if kind == "gen_near_miss":  # same domain, another capability
+        others = [t for t in pool if t.domain is tool.domain and t.name != tool.name]
+    else:  # another domain altogether
+        others = [t for t in pool if t.domain is not tool.domain]
+    offered = rng.sample(others, min(len(others), distractors + 1))
+    messages = [{"role": "user", "content": request}, {"role": "assistant", "content": toolgen.cannot(tool)}]
+    return ChatExample(messages, [t.schema for t in offered], meta={**meta, "expected_tool": None, "withheld_tool": tool.name})
 
 
 def make_conversation(rng: random.Random, split: str, registry, distractors: int = 2, mix: dict[str, float] | None = None) -> ChatExample:
@@ -426,6 +460,8 @@ def make_conversation(rng: random.Random, split: str, registry, distractors: int
         return ChatExample(messages, registry.subset(offered).schemas(), meta={**meta, "expected_tool": None, "withheld_tool": scenario.tool})
     if kind == "chain":
         return _chain_conversation(rng, split, registry, meta)
+    if kind.startswith("gen_"):
+        return _generated_conversation(rng, split, kind, distractors, meta)
     if kind == "parallel":
         messages, answer, tool = _parallel_turn(rng, split, registry)
         messages.append({"role": "assistant", "content": answer})

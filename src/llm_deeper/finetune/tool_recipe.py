@@ -20,13 +20,15 @@ if TYPE_CHECKING:
 class ToolRecipe:
     """Sizes of one run of the recipe."""
 
-    n_train: int = 256  # training conversations (~237 fit max_length): 50 steps x 4 sees 200 of them once; 45% need no call (data.toolcalls.MIX)
-    n_test: int = 40  # held-out conversations (about 6 in 10 expect a tool)
+    n_train: int = 256  # training conversations: 40 steps x 4 sees 160 of them once; 40% need no call (data.toolcalls.MIX)
+    n_test: int = 60  # held-out conversations (about 6 in 10 expect a tool; the generated ones are tools never trained on)
     distractors: int = 1  # tools offered besides the right one (each adds ~120 prompt tokens)
     max_length: int = 704  # tokens per conversation: 13 of 18 chains keep their second call (3 at 640); ~8% more tokens than 640
     batch_size: int = 4  # conversations per step
     epochs: int = 2  # passes over the training data (the second pass is cut short by max_steps)
-    max_steps: int | None = 50  # cap on optimizer steps: keeps the speedrun stage under 8 minutes on 2 cores (56 took 530 s with MLP targets)
+    # Cap on optimizer steps. A conversation is ~300 tokens with the signature prompt (was ~600), so 40 steps are
+    # ~48k tokens: ~340 s at the 140 tok/s of a 2-core AVX2 EPYC, inside the stage's 6 minutes (issue 23).
+    max_steps: int | None = 40
     lr: float = 1e-3  # high for LoRA, but the run is short and the format rigid
     rank: int = 16  # LoRA rank
     layers: int | None = 16  # adapt the last 16 of 30 layers (mlx-lm's default): backward stops there, ~1.5x faster steps
