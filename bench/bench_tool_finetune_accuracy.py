@@ -1,7 +1,7 @@
 """Held-out tool-name accuracy of the default model, before and after a LoRA fine-tune on the synthetic tool data.
 
 Target: right tool on ≥ 80% of held-out prompts after fine-tuning (the base model's figure is reported too).
-Prints one JSON object. Run: nice -n 10 .venv/bin/python bench/bench_tool_finetune_accuracy.py [--quick] [--keep=DIR] [--epochs=N]
+Prints one JSON object. Run: nice -n 10 .venv/bin/python bench/bench_tool_finetune_accuracy.py [--quick] [--keep=DIR] [--epochs=N] [--recipe=full]
 The same recipe runs as the speedrun's fine-tune stage (llm_deeper.finetune.tool_recipe).
 """
 
@@ -15,7 +15,7 @@ from harness import progress, report
 
 
 def main() -> None:
-    from llm_deeper.finetune.tool_recipe import QUICK, ToolRecipe, run_tool_recipe
+    from llm_deeper.finetune.tool_recipe import QUICK, RECIPES, run_tool_recipe
     from llm_deeper.models.loaders import load_model
     from llm_deeper.models.registry import DEFAULT_MODEL
 
@@ -26,7 +26,8 @@ def main() -> None:
     epochs = next((int(a.split("=", 1)[1]) for a in sys.argv[1:] if a.startswith("--epochs=")), None)  # --epochs=N overrides the recipe
     keep = next((a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--keep=")), None)  # --keep=DIR keeps data and adapter
     with tempfile.TemporaryDirectory() as folder:
-        recipe = QUICK if quick else ToolRecipe()
+        name = next((a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--recipe=")), "speedrun")  # --recipe=full
+        recipe = QUICK if quick else RECIPES[name]
         if epochs:
             from dataclasses import replace
 

@@ -11,7 +11,8 @@ import types
 import pytest
 from conftest import run_cli
 
-from llm_deeper.evals.bfcl import CATEGORIES, BfclItem, check_item, load_category, openai_tools, served_name
+from llm_deeper.evals.bfcl import (CATEGORIES, LIVE_CATEGORIES, BfclItem, check_item, load_category, openai_tools, parse_categories,
+                                   served_name)
 
 AST = ("simple_python", "multiple", "parallel", "parallel_multiple")
 
@@ -105,6 +106,13 @@ def test_sample_is_fixed_and_categories_load():
     assert [i.id for i in load_category("multiple", limit=5, seed=3)] != [i.id for i in load_category("multiple", limit=5, seed=4)]
     sizes = {c: len(load_category(c)) for c in CATEGORIES}
     assert sizes == {"simple_python": 400, "multiple": 200, "parallel": 200, "parallel_multiple": 200, "irrelevance": 240}
+    # The live categories load by name or as 'live' (not in 'all'); live irrelevance has no answers, and a call fails it.
+    assert parse_categories("live") == LIVE_CATEGORIES and parse_categories("all") == CATEGORIES
+    live = {c: load_category(c, limit=3) for c in LIVE_CATEGORIES}
+    assert all(len(items) == 3 and all(i.functions and i.messages for i in items) for items in live.values())
+    assert all(i.answers for c in ("live_simple", "live_multiple") for i in live[c])
+    unfit = live["live_irrelevance"][0]
+    assert not unfit.answers and check_item(unfit, []) == "" and check_item(unfit, [("anything", {})])
 
 
 def test_schemas_become_valid_tools_that_compile():
@@ -124,7 +132,7 @@ def test_schemas_become_valid_tools_that_compile():
         ("number", "array", "integer", "object", "string")
     tokenizer = tiny_tokenizer()
     cache = grammar_cache(tokenizer, len(tokenizer))
-    for category in CATEGORIES:
+    for category in CATEGORIES + LIVE_CATEGORIES:
         for item in load_category(category, limit=15, seed=2):
             tools = validate_tools(openai_tools(item.functions))
             cache.compile(tool_call_constraint(tools, "required"))

@@ -199,7 +199,7 @@ def bfcl(
     adapter: Path = typer.Option(None, "--adapter", "-a", help="PEFT LoRA adapter folder: scored beside the base model (in-process)."),
     base_url: str = typer.Option(None, "--base-url", help="OpenAI-compatible endpoint instead of in-process; --model is the served name (base or adapter)."),
     api_key: str = CLIENT_API_KEY_OPTION,
-    categories: str = typer.Option("all", "--categories", "-c", help="Comma-separated: simple_python, multiple, parallel, parallel_multiple, irrelevance, or 'all'."),
+    categories: str = typer.Option("all", "--categories", "-c", help="Comma-separated: simple_python, multiple, parallel, parallel_multiple, irrelevance, or 'all'; live_simple, live_multiple, live_irrelevance, or 'live'."),
     limit: int = typer.Option(None, "--limit", min=1, help="A fixed random sample of N items per category (same --seed, same items)."),
     tool_choice: str = typer.Option("auto", "--tool-choice", help="auto, required, or both: 'auto,required'."),
     max_new_tokens: int = typer.Option(256, "--max-new-tokens", "-n", min=1, help="Reply length limit."),

@@ -37,6 +37,10 @@ from pathlib import Path
 from ..errors import UserError
 
 CATEGORIES = ("simple_python", "multiple", "parallel", "parallel_multiple", "irrelevance")
+# User-contributed questions the wheel also ships, scored by the same AST rules; reported for information
+# (`--categories live` or by name), not part of 'all' or the speedrun's sample.
+LIVE_CATEGORIES = ("live_simple", "live_multiple", "live_irrelevance")
+KNOWN = CATEGORIES + LIVE_CATEGORIES
 VERSION = "BFCL_v4"
 
 # BFCL's type names → JSON schema types (BFCL's own table for OpenAI-style APIs).
@@ -54,7 +58,7 @@ class BfclItem:
     """One BFCL test case."""
 
     id: str  # BFCL's id, e.g. "simple_python_0"
-    category: str  # one of CATEGORIES
+    category: str  # one of KNOWN
     messages: list[dict]  # the user turn(s) of the question
     functions: list[dict]  # BFCL function documents (original names and type names)
     answers: list[dict] = field(default_factory=list)  # possible answers [{name: {param: [allowed, ...]}}]; [] for irrelevance
@@ -77,11 +81,11 @@ def _lines(path: Path) -> list[dict]:
 
 def load_category(category: str, limit: int | None = None, seed: int = 0) -> list[BfclItem]:
     """The items of one category; with `limit`, a fixed random sample of that size (same seed, same sample)."""
-    if category not in CATEGORIES:
-        raise UserError(f"unknown BFCL category {category!r}; choose from {', '.join(CATEGORIES)}")
+    if category not in KNOWN:
+        raise UserError(f"unknown BFCL category {category!r}; choose from {', '.join(KNOWN)}")
     folder = data_dir()
     questions = _lines(folder / f"{VERSION}_{category}.json")
-    answers = {} if category == "irrelevance" else {a["id"]: a["ground_truth"] for a in _lines(folder / "possible_answer" / f"{VERSION}_{category}.json")}
+    answers = {} if category.endswith("irrelevance") else {a["id"]: a["ground_truth"] for a in _lines(folder / "possible_answer" / f"{VERSION}_{category}.json")}
     items = [BfclItem(q["id"], category, list(q["question"][0]), q["function"], answers.get(q["id"], [])) for q in questions]
     if limit is not None and limit < len(items):
         picked = sorted(random.Random(f"{seed}:{category}").sample(range(len(items)), limit))
@@ -94,9 +98,10 @@ def parse_categories(text: str) -> tuple[str, ...]:
     words = [w.strip() for w in text.split(",") if w.strip()]
     if words == ["all"]:
         return CATEGORIES
-    unknown = [w for w in words if w not in CATEGORIES]
+    words = [c for w in words for c in (LIVE_CATEGORIES if w == "live" else [w])]
+    unknown = [w for w in words if w not in KNOWN]
     if unknown or not words:
-        raise UserError(f"unknown BFCL category {', '.join(unknown) or '(none)'}: choose from {', '.join(CATEGORIES)} or 'all'")
+        raise UserError(f"unknown BFCL category {', '.join(unknown) or '(none)'}: choose from {', '.join(KNOWN)}, 'live' or 'all'")
     return tuple(dict.fromkeys(words))
 
 
@@ -229,7 +234,7 @@ def _function(item: BfclItem, name: str) -> dict | None:
 
 def check_item(item: BfclItem, calls: list[tuple[str, dict]]) -> str:
     """"" when the calls (name, arguments) pass this item by BFCL's AST rules, else the first reason they do not."""
-    if item.category == "irrelevance":
+    if item.category.endswith("irrelevance"):
         return "" if not calls else f"called {calls[0][0]!r} although no function fits"
     if len(calls) != len(item.answers):
         return f"{len(calls)} call(s), expected {len(item.answers)}"
