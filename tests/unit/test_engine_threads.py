@@ -11,6 +11,7 @@ from llm_deeper.inference.openmp import ThreadBudget, others_running, threads_fo
 def test_threads_are_the_idle_cores_within_bounds():
     assert threads_for(cores=2, others_running=0, most=2) == 2
     assert threads_for(cores=2, others_running=1, most=2) == 1
+    assert threads_for(cores=2, others_running=0.5, most=2) == 2  # a brief wake-up elsewhere keeps both cores
     assert threads_for(cores=2, others_running=14, most=2) == 1  # never zero
     assert threads_for(cores=16, others_running=3, most=8) == 8  # never more than asked for
     assert threads_for(cores=16, others_running=10.4, most=8) == 6
