@@ -63,6 +63,18 @@ def test_required_grammar_admits_valid_calls_only():
     assert "root ::=" in ebnf(named) and structural_tag(named)["type"] == "structural_tag"
 
 
+def test_a_cached_grammar_keeps_its_tokenizer_so_no_other_tokenizer_takes_its_id():
+    import gc
+    import weakref
+
+    tokenizer = tiny_tokenizer()
+    alive = weakref.ref(tokenizer)
+    grammar_cache(tokenizer, 259)
+    del tokenizer
+    gc.collect()
+    assert alive() is not None  # freed, its id could go to the next tokenizer made, which would get this one's grammars
+
+
 def test_auto_grammar_allows_text_and_constrains_calls_once_started():
     tokenizer = tiny_tokenizer()
     auto = tool_call_constraint(default_registry(), "auto")

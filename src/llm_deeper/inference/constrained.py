@@ -245,7 +245,7 @@ def ebnf(constraint: Constraint) -> str:
 
 # ── compiling, cached ────────────────────────────────────────────────────────
 
-_CACHES: dict[int, "GrammarCache"] = {}
+_CACHES: dict[tuple[int, int], "GrammarCache"] = {}
 _CACHES_LOCK = threading.Lock()
 
 
@@ -257,6 +257,10 @@ class GrammarCache:
         import xgrammar as xgr
 
         self.vocab_size = vocab_size
+        # Held so its id stays its own: the shared caches are keyed by id(tokenizer), and a freed
+        # tokenizer's id is reused by the next one made (a test run saw the tiny tokenizer's grammar
+        # read with another tokenizer's bytes: a 'maxLength: 3' string came out as 'G\ufffd\ufffd\ufffdl').
+        self.tokenizer = tokenizer
         self.info = xgr.TokenizerInfo.from_huggingface(tokenizer, vocab_size=vocab_size)
         self.compiler = xgr.GrammarCompiler(self.info, max_threads=1, cache_enabled=False)  # our LRU is the cache
         self.token_bytes: list[bytes] = self.info.decoded_vocab  # each token's bytes (the call guard reads calls with them)
@@ -326,7 +330,7 @@ class GrammarCache:
 def grammar_cache(tokenizer, vocab_size: int) -> GrammarCache:
     """The shared cache for this tokenizer (building TokenizerInfo takes a moment)."""
     with _CACHES_LOCK:
-        key = id(tokenizer)
+        key = (id(tokenizer), vocab_size)
         if key not in _CACHES:
             _CACHES[key] = GrammarCache(tokenizer, vocab_size)
         return _CACHES[key]
