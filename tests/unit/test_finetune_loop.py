@@ -36,6 +36,13 @@ def weights(folder):
     return load_file(folder / name)
 
 
+def test_a_run_cut_by_max_steps_is_scored_where_it_stops(tiny_llama_dir, chat_data, tmp_path):
+    # The speedrun's tool recipe stops at 40 of a 64-step epoch and reads the held-out loss after them;
+    # without a score at the last step its "after" was the "before" and the stage failed.
+    result = train(config(tiny_llama_dir, chat_data, tmp_path / "cut", eval_data=chat_data, batch_size=1, max_steps=3, lr=2e-2))
+    assert [step for step, _ in result.eval_losses] == [0, 3]
+
+
 def test_lora_adapter_loads_with_peft_and_learns(tiny_llama_dir, chat_data, tmp_path):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
