@@ -1,4 +1,4 @@
-"""A rerun in the same folder skips finished stages; --fresh, a new seed or edited stage code run them again;
+"""A rerun in the same folder skips finished stages; --fresh, a new seed or edited stage or library code run them again;
 the HTML report card embeds the stages' plots."""
 
 from __future__ import annotations
@@ -69,6 +69,20 @@ def test_fresh_seed_and_code_changes_run_stages_again(tmp_path):
     stages = make_stages(calls)
     stages[1].source = "edited"  # an edited stage runs again, and so does every stage after it
     run(tmp_path, calls, seed=1, stages=stages)
+    assert calls.ran == ["load", "train", "serve"]
+
+
+def test_edited_library_code_runs_stages_again(tmp_path, monkeypatch):
+    from llm_deeper.speedrun import core
+
+    calls = Calls()
+    run(tmp_path, calls)
+    calls.ran.clear()
+    run(tmp_path, calls)
+    assert calls.ran == ["load"]  # same code: reused
+    calls.ran.clear()
+    monkeypatch.setattr(core, "library_digest", lambda: "after a git pull")
+    run(tmp_path, calls)
     assert calls.ran == ["load", "train", "serve"]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import json
@@ -102,15 +103,26 @@ def _from_json(value: Any) -> Any:
 class StageRecord:
     """What a finished stage leaves in `<run_dir>/stages/<key>.json`."""
 
-    fingerprint: dict[str, Any]  # model, seed, mode and stage code: any change means run it again
+    fingerprint: dict[str, Any]  # model, seed, mode, stage code and library code: any change means run it again
     result: dict[str, Any]  # the StageResult's fields
     seconds: float  # how long it took when it ran
     state: dict[str, Any]  # the JSON-able entries it added to ctx.state
     complete: bool  # False when it also left in-memory objects (a loaded model): then it always runs
 
 
+@functools.cache
+def library_digest() -> str:
+    """Hash of the installed package's Python files: a stage calls into the library (the recipe, the data, the
+    engine), so after a `git pull` a record made by other code is not reused even when the stage file is the same."""
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def _fingerprint(ctx: Context, stage: Stage) -> dict[str, Any]:
-    return {"model": ctx.model, "seed": ctx.seed, "quick": ctx.quick, "source": stage.source}
+    return {"model": ctx.model, "seed": ctx.seed, "quick": ctx.quick, "source": stage.source, "library": library_digest()}
 
 
 def _record_path(ctx: Context, stage: Stage) -> Path:
