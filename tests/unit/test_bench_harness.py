@@ -27,6 +27,14 @@ def test_before_runs_ahead_of_every_call():
     assert seen == [("a", ""), ("b", "a")]
 
 
+def test_before_runs_ahead_of_warm_up_calls_too():
+    # bench_vllm_vs_ours warms each server up with a whole round: the other server must be paused then too
+    seen: list[str] = []
+    sides = {name: (lambda: None) for name in ("a", "b")}
+    harness.alternate(sides, rounds=1, warmup=1, before=seen.append)
+    assert seen == ["a", "b", "a", "b"]
+
+
 def test_report_prints_one_object_named_bench_with_the_machine(capsys):
     harness.report("demo", {"tokens_per_s": 1.5})
     out = json.loads(capsys.readouterr().out)
