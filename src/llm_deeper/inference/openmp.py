@@ -53,8 +53,8 @@ def release_idle_threads() -> bool:
 
 
 # -- how many threads a busy machine can give -------------------------------------------
-def threads_for(cores: int, others_running: float, most: int) -> int:
-    """Threads for a parallel op when `others_running` tasks of other processes want the cores: the idle cores, 1 to `most`.
+def threads_for(cores: int, others: float, most: int) -> int:
+    """Threads for a parallel op when other processes use `others` cores' worth of CPU: the idle cores, 1 to `most`.
 
     A parallel op ends at a barrier that waits for its slowest thread; when the cores are
     all taken, a thread of ours is descheduled for a whole time slice and every one of
@@ -62,32 +62,40 @@ def threads_for(cores: int, others_running: float, most: int) -> int:
     ~15 (bench/bench_decode_profile.py, default model, fp32): 4,898 ms per step with 2
     threads, 648 ms with 1.
     """
-    # A core counts as taken once more than 0.75 of a task (averaged) wants it, not 0.5: a client's
-    # threads that wake briefly for each streamed token must not cost the server its second core.
-    return max(1, min(most, int(cores - others_running + 0.75)))
+    # A core counts as taken once others used more than half of it: one busy process beside our
+    # two threads gets 2/3 of a core (the scheduler shares 2 cores among 3 threads), and must cost us one.
+    return max(1, min(most, int(cores - others + 0.5)))
 
 
-def others_running() -> float | None:
-    """Tasks running or runnable now that are not this process's (None where /proc is missing).
-
-    The kernel's instantaneous count of runnable tasks (/proc/loadavg), less this process's
-    own running threads: the 1-minute load average lags by a minute.
-    """
+def cpu_times() -> tuple[float, float, float] | None:
+    """(monotonic seconds, CPU seconds the whole machine has been busy, CPU seconds this process used); None without /proc."""
     import os
+    import time
 
     try:
-        with open("/proc/loadavg") as handle:
-            runnable = int(handle.read().split()[3].split("/")[0])
-        own = 0
-        for task in os.listdir("/proc/self/task"):
-            try:
-                with open(f"/proc/self/task/{task}/stat") as handle:
-                    own += handle.read().rsplit(")", 1)[1].split()[0] == "R"
-            except OSError:  # the thread ended meanwhile
-                continue
-        return max(0, runnable - own)
-    except (OSError, ValueError, IndexError):
+        with open("/proc/stat") as handle:
+            fields = handle.readline().split()
+        user, nice, system, _idle, _iowait, irq, softirq = (int(x) for x in fields[1:8])
+    except (OSError, ValueError):
         return None
+    busy = (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+    own = os.times()
+    return time.monotonic(), busy, own.user + own.system
+
+
+def others_cores(before: tuple[float, float, float], after: tuple[float, float, float]) -> float | None:
+    """Cores' worth of CPU that other processes used between two `cpu_times()` readings.
+
+    CPU time over an interval, not a count of runnable tasks at one instant: a snapshot
+    taken just after a decode step delivers its tokens finds the streaming clients awake
+    (they wake for each token) and our own threads between states, and on a quiet machine
+    such readings took the engine down to one thread. Nice'd work counts for what the
+    scheduler gives it, which is what our threads lose to it.
+    """
+    seconds = after[0] - before[0]
+    if seconds <= 0:
+        return None
+    return max(0.0, (after[1] - before[1]) - (after[2] - before[2])) / seconds
 
 
 class ThreadBudget:
@@ -100,12 +108,14 @@ class ThreadBudget:
 
     def __init__(self, most: int, every_s: float = 0.5):
         import os
+        import time
 
         self.most, self.every_s = most, every_s
         self.cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         self.current = most
         self.others = 0.0
-        self.checked = 0.0
+        self.checked = time.monotonic()
+        self.last = cpu_times()
 
     def update(self) -> int:
         """Re-read the machine if it is time; set and return the thread count to use now."""
@@ -113,11 +123,11 @@ class ThreadBudget:
 
         import torch
 
-        now = time.monotonic()
-        if now - self.checked < self.every_s:
+        if time.monotonic() - self.checked < self.every_s:
             return self.current
-        self.checked = now
-        reading = others_running()
+        now = cpu_times()
+        reading = others_cores(self.last, now) if self.last is not None and now is not None else None
+        self.last, self.checked = now, time.monotonic()
         if reading is None:
             return self.current
         self.others = (self.others + reading) / 2
