@@ -78,6 +78,40 @@ def test_text_tracker_holds_stop_prefixes_and_cuts_stops(tiny_llama_dir):
     assert all("\ufffd" not in p for p in pieces) and "".join(pieces) == "é🌊"
 
 
+def test_tracker_text_equals_decoding_every_id(tiny_llama_dir):
+    # The tracker decodes a window of ids per token; its text must be what decoding the whole reply gives.
+    import random
+
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama_dir)
+    rng = random.Random(0)
+    written = tokenizer("Grüße, 東京! 🌊 x = [1, 2]<|im_end|>  done", add_special_tokens=False)["input_ids"]
+    for ids in [written] + [[rng.randrange(tokenizer.vocab_size) for _ in range(60)] for _ in range(5)]:
+        tracker = TextTracker(tokenizer, [])
+        shown = ""
+        for k, token in enumerate(ids, start=1):
+            shown += tracker.add(token)
+            assert tracker.text == tokenizer.decode(ids[:k], skip_special_tokens=True)
+        assert shown + tracker.finish() == tokenizer.decode(ids, skip_special_tokens=True)
+
+
+def test_tracker_keeps_the_spaces_a_sentencepiece_decoder_drops_at_the_start():
+    # A Metaspace decoder (Llama 2, Mistral) drops the leading space of a text: decoding only the
+    # new ids would glue words together ("helloworld"); the window's context keeps the space.
+    from tokenizers import Tokenizer, decoders, models
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {"<unk>": 0, "▁hello": 1, "▁world": 2, "!": 3, "▁again": 4}
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    backend.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="first")
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>")
+    assert tokenizer.decode([2]) == "world"  # the trap: alone, a word loses its space
+    tracker = TextTracker(tokenizer, [])
+    shown = "".join(tracker.add(token) for token in [1, 2, 3, 4, 2])
+    assert shown == "hello world! again world" == tokenizer.decode([1, 2, 3, 4, 2])
+
+
 class CharTokenizer:
     """One token per character: the tracker's own logic, without a vocabulary's merges."""
 
