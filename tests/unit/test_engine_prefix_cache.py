@@ -7,6 +7,8 @@ and a prefix computed under one adapter is never served to another.
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import torch
 
@@ -101,6 +103,20 @@ def test_turns_sharing_a_system_prompt_reuse_it_and_answer_as_without_the_cache(
     assert turn.usage.cached_tokens > results[1].usage.cached_tokens
     stats = cached.stats()["prefix_cache"]
     assert stats["hit_tokens"] > 0 and 0 < stats["hit_rate"] < 1
+
+
+def test_the_first_token_goes_out_before_the_prompts_blocks_are_saved(engines, monkeypatch):
+    # Saving copies the prompt's KV (46 MB for 1,000 tokens of the default model): not on the time to first token.
+    cached, _ = engines
+    events, saves = [], []
+    save = cached.prefix.save
+    monkeypatch.setattr(cached.prefix, "save", lambda *args: saves.append((args[2], len(events))) or save(*args))
+    prompt = _chat("Which comes first?")
+    request = cached.submit(prompt, GREEDY, sink=events.append)
+    while not request.finished:
+        time.sleep(0.01)
+    prompt_length = len(cached.encode(prompt))
+    assert saves and saves[0] == (prompt_length, 1)  # the whole prompt saved once its first token was delivered
 
 
 def test_n_choices_of_one_prompt_reuse_the_first_ones_prefill(engines):
