@@ -144,6 +144,8 @@ def main() -> None:
         # growth); one cold 1,000-token prompt read 3.78 s against 2.19 s warm (RESULTS.md, issue 24).
         runs = alternate({name: (lambda name=name: measure(clients[name], tokenizer, f"{name} {next(labels)}")) for name in clients},
                          rounds=args.rounds, warmup=1, before=only)
+        only("ours")
+        health = ours.health()
     finally:
         for process in (vllm.process if vllm is not None else None, ours.process):
             pause(process, False)
@@ -157,6 +159,8 @@ def main() -> None:
     report("vllm_vs_ours", {
         "model": MODEL, "dtype": args.dtype, "vllm_dtype": "float32", "compiled": args.compile, "max_tokens": MAX_TOKENS, "prompt_tokens": TTFT_TOKENS, "rounds": args.rounds, "quick": args.quick,
         "vllm_reserved_cpus": args.vllm_reserved_cpus, "median": summary,
+        # times our engine gave up a core to other processes (inference/openmp.ThreadBudget): 0 on a quiet machine
+        "ours_threads_lowered": health.get("threads_lowered"),
         "ours_vs_vllm": {key: round(value, 2) for key, value in better.items()},
         "runs": runs,
     })

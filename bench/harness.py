@@ -173,6 +173,13 @@ class OurServer:
         with urllib.request.urlopen(self.base_url + "/models", timeout=10) as reply:
             return json.load(reply)["data"][0]["id"]
 
+    def health(self) -> dict:
+        """The server's /health object (its engine's counters)."""
+        import urllib.request
+
+        with urllib.request.urlopen(self.url + "/health", timeout=10) as reply:
+            return json.load(reply)
+
     def pause(self, paused: bool) -> None:
         pause(self.process, paused)
 

@@ -48,7 +48,7 @@ def test_our_own_busy_time_is_not_others(monkeypatch):
     budget = ThreadBudget(most=2, every_s=0.0)
     budget.cores = 2
     assert [budget.update(), budget.update()] == [2, 2]
-    assert budget.others == 0.0
+    assert budget.others == 0.0 and budget.lowered == 0
 
 
 def test_budget_drops_while_the_machine_is_busy_and_comes_back(monkeypatch):
@@ -65,6 +65,7 @@ def test_budget_drops_while_the_machine_is_busy_and_comes_back(monkeypatch):
     try:
         # averaged: 0.9, 1.35, 1.58, then 0.79, 0.39 (one quiet reading is not enough) ...
         assert [budget.update() for _ in range(8)] == [1, 1, 1, 1, 2, 2, 2, 2]
+        assert budget.lowered == 1
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)

@@ -389,7 +389,8 @@ class Engine:
         prefix = self.prefix.stats() if self.prefix is not None else {"enabled": False}
         budget = getattr(self, "thread_budget", None)
         return {"running": self._in_flight - waiting, "waiting": waiting, "steps": self.steps, "batch_size": self.last_batch_size,
-                "threads": budget.current if budget is not None else self.threads, "prefix_cache": prefix}
+                "threads": budget.current if budget is not None else self.threads,
+                "threads_lowered": budget.lowered if budget is not None else 0, "prefix_cache": prefix}
 
     def close(self) -> None:
         """Stop the scheduler; waiting and running requests end as cancelled."""

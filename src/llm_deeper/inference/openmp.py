@@ -113,6 +113,7 @@ class ThreadBudget:
         self.most, self.every_s = most, every_s
         self.cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         self.current = most
+        self.lowered = 0  # times it gave up cores (in /health: on a quiet machine it should stay 0)
         self.others = 0.0
         self.checked = time.monotonic()
         self.last = cpu_times()
@@ -133,6 +134,7 @@ class ThreadBudget:
         self.others = (self.others + reading) / 2
         wanted = threads_for(self.cores, self.others, self.most)
         if wanted != self.current:
+            self.lowered += wanted < self.current
             torch.set_num_threads(wanted)
             self.current = wanted
         return self.current
