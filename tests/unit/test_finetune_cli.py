@@ -36,3 +36,14 @@ def test_bad_input_is_one_line(tiny_llama_dir, tmp_path):
     assert done.returncode == 2 and "CUDA" in done.stderr and "Traceback" not in done.stderr
     done = run_cli("merge", "--adapter", str(tmp_path), "--output", str(tmp_path / "m"))
     assert done.returncode == 2 and "not a PEFT adapter folder" in done.stderr
+
+
+def test_named_recipe_errors_are_one_line(tmp_path):
+    """`finetune --recipe NAME` knows speedrun and full; a wrong name or a --data beside it says so before anything loads."""
+    done = run_cli("finetune", "--recipe", "fast", "--output", str(tmp_path / "r"))
+    assert done.returncode == 2 and "'fast' is not a recipe: use one of speedrun, full" in done.stderr and "Traceback" not in done.stderr
+    done = run_cli("finetune", "--recipe", "full", "--data", str(tmp_path / "x.jsonl"), "--output", str(tmp_path / "r"))
+    assert done.returncode == 2 and "leave out --data" in done.stderr
+    done = run_cli("finetune", "--output", str(tmp_path / "r"))
+    assert done.returncode == 2 and "--data is required" in done.stderr and "--recipe speedrun|full" in done.stderr
+    assert not (tmp_path / "r").exists()

@@ -184,3 +184,55 @@ def test_layers_adapts_only_the_top_layers_and_backward_stops_below_them(tiny_ll
     assert saved["layers_to_transform"] == [depth - 1] and result.steps == 2
     with pytest.raises(UserError, match="--layers 99"):
         build_trainable(config(tiny_llama_dir, chat_data, tmp_path / "c", layers=99))
+
+
+def test_decision_weight_counts_each_turns_first_labels_w_times(tiny_llama_dir):
+    """The weighted loss equals the per-token cross-entropy summed by hand with w on each turn's first 2 labels."""
+    import torch.nn.functional as F
+
+    from llm_deeper.finetune.modeling import decision_weights, make_token_loss
+    from llm_deeper.models.loaders import load_model
+
+    model = load_model(str(tiny_llama_dir)).model
+    ids = torch.randint(3, 250, (2, 24), generator=torch.Generator().manual_seed(1))
+    labels = torch.full_like(ids, -100)
+    labels[0, 5:9], labels[0, 14:20], labels[1, 3:4], labels[1, 10:24] = ids[0, 5:9], ids[0, 14:20], ids[1, 3:4], ids[1, 10:24]
+    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": labels}
+    weights = decision_weights(labels, 3.0, 2)
+    # targets are labels shifted by one: each span's first two labels (a one-token span: one) weigh 3
+    assert weights[0].nonzero().numel() == 23 and (weights == 3.0).nonzero().tolist() == [[0, 4], [0, 5], [0, 13], [0, 14], [1, 2], [1, 9], [1, 10]]
+    with torch.no_grad():
+        logits = model(input_ids=ids).logits[:, :-1].float()
+        per_token = F.cross_entropy(logits.transpose(1, 2), labels[:, 1:], reduction="none", ignore_index=-100)
+        by_hand = float((per_token * weights).sum())
+        loss = make_token_loss(model, decision_weight=3.0, decision_tokens=2)
+        weighted, count = loss(**batch)
+        assert int(count) == 25 and abs(float(weighted) - by_hand) < 1e-4 * by_hand
+        assert abs(float(weighted) - float(per_token.sum())) > 0.1  # the weight changes the loss
+        loss.eval()  # held-out losses stay unweighted
+        plain, _ = loss(**batch)
+        assert abs(float(plain) - float(per_token.sum())) < 1e-4 * float(per_token.sum())
+
+
+def test_bucketed_batches_keep_the_rows_and_cut_padding():
+    from llm_deeper.finetune.loop import bucketed
+
+    lengths = [10 + (i * 37) % 300 for i in range(70)]
+    order = torch.randperm(70, generator=torch.Generator().manual_seed(0)).tolist()
+    grouped = bucketed(order, lengths, per_step=4, seed=0)
+    assert sorted(grouped) == list(range(70)) and grouped[68:] == order[68:]  # same rows; the tail past whole steps stays last
+
+    def padding(o):
+        return sum(max(lengths[i] for i in o[s:s + 4]) * 4 - sum(lengths[i] for i in o[s:s + 4]) for s in range(0, 68, 4))
+
+    assert padding(grouped) < padding(order) / 3
+    assert grouped == bucketed(order, lengths, per_step=4, seed=0) and grouped != bucketed(order, lengths, per_step=4, seed=1)
+
+
+def test_bucket_and_decision_weight_train_and_bad_values_are_refused(tiny_llama_dir, chat_data, tmp_path):
+    result = train(config(tiny_llama_dir, chat_data, tmp_path / "w", bucket=True, decision_weight=3.0, epochs=2))
+    assert result.train_losses[-1] < result.train_losses[0]
+    with pytest.raises(UserError, match="--decision-weight"):
+        config(tiny_llama_dir, chat_data, tmp_path / "x", decision_weight=0.0).validate()
+    with pytest.raises(UserError, match="--bucket and --pack"):
+        config(tiny_llama_dir, chat_data, tmp_path / "x", bucket=True, pack=True).validate()

@@ -50,6 +50,26 @@ def evaluate(loss_module, rows, tokenizer, batch_size: int, device) -> float:
     return mean_loss(loss_module, range(0, len(rows), batch_size), loss_of)
 
 
+BUCKET_WINDOW = 16  # steps sorted by length together: the tool recipe's 40 steps x 4 went from 28% padding to 4% (whole-epoch sort: 1%, less mixing)
+
+
+def bucketed(order: list[int], lengths: list[int], per_step: int, seed: int) -> list[int]:
+    """`order` regrouped so each step's rows have similar lengths: sort within windows, then shuffle the steps.
+
+    Every row keeps its place in the epoch (same rows, same count); only which rows share a step changes.
+    """
+    import torch
+
+    whole = len(order) - len(order) % per_step  # rows past the last whole step stay at the end (unused this epoch)
+    window = per_step * BUCKET_WINDOW
+    steps = []
+    for start in range(0, whole, window):
+        chunk = sorted(order[start:min(start + window, whole)], key=lambda i: lengths[i])
+        steps += [chunk[i:i + per_step] for i in range(0, len(chunk), per_step)]
+    shuffled = torch.randperm(len(steps), generator=torch.Generator().manual_seed(seed + 1)).tolist()
+    return [i for s in shuffled for i in steps[s]] + order[whole:]
+
+
 def pad_id(tokenizer) -> int:
     return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
@@ -87,7 +107,7 @@ def train(config: FinetuneConfig, on_log: Callable[[StepLog], None] | None = Non
         raise UserError(f"{config.data} gives {len(rows)} training rows, fewer than one step needs ({config.batch_size} × {config.grad_accum} accumulation × {info.world} processes); lower --batch-size/--grad-accum or add data")
     total_steps = steps_per_epoch * config.epochs if config.max_steps is None else min(config.max_steps, steps_per_epoch * config.epochs)
 
-    loss_module = make_token_loss(model)
+    loss_module = make_token_loss(model, decision_weight=config.decision_weight, decision_tokens=config.decision_tokens)
     train_module = wrap_for_training(loss_module, info, config.sharding, decoder_layers(loss_module))
     # Every process evaluates (equal results): under FSDP each forward is a collective; under DDP the local replica is enough.
     eval_module = train_module if info.enabled and config.sharding == "fsdp" else loss_module
@@ -120,6 +140,8 @@ def train(config: FinetuneConfig, on_log: Callable[[StepLog], None] | None = Non
         if epoch not in orders:
             orders.clear()
             orders[epoch] = torch.randperm(len(rows), generator=torch.Generator().manual_seed(config.seed * 1000 + epoch)).tolist()
+            if config.bucket:
+                orders[epoch] = bucketed(orders[epoch], [len(r.input_ids) for r in rows], per_step, config.seed * 1000 + epoch)
         first = in_epoch * per_step
         micro = []
         for a in range(config.grad_accum):

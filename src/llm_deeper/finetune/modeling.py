@@ -117,8 +117,11 @@ def parameter_counts(model) -> tuple[int, int]:
 LOSS_CHUNK = 256  # labelled positions whose logits exist at once when a batch has more
 
 
-def make_token_loss(model, padding_mask: bool = False):
+def make_token_loss(model, padding_mask: bool = False, decision_weight: float = 1.0, decision_tokens: int = 2):
     """A module whose forward(input_ids, attention_mask, labels) → (summed loss, labelled tokens).
+
+    In training mode the first `decision_tokens` labels of each assistant turn count `decision_weight` times
+    (`decision_weights`); in eval mode every label counts once, so held-out losses stay comparable across runs.
 
     It is built on demand so torch stays out of module import time. `padding_mask=True` passes the
     mask to attention anyway: the same loss, slower (bench/bench_lora_step.py compares the two).
@@ -130,6 +133,8 @@ def make_token_loss(model, padding_mask: bool = False):
         def __init__(self, model):
             super().__init__()
             self.model = model  # registered, so DDP sees (and syncs) its parameters
+            self.decision_weight = decision_weight  # loss weight of each assistant turn's first labels (training only)
+            self.decision_tokens = decision_tokens  # how many first labels of a turn that weight covers
 
         def forward(self, input_ids, attention_mask, labels):
             causal = causal_lm(self.model)
@@ -139,19 +144,47 @@ def make_token_loss(model, padding_mask: bool = False):
             hidden = causal.base_model(input_ids=input_ids, attention_mask=attention_mask if padding_mask else None).last_hidden_state
             targets = labels[:, 1:]
             keep = targets != -100
+            weights = None
+            if self.training and self.decision_weight != 1.0:
+                weights = decision_weights(labels, self.decision_weight, self.decision_tokens)[keep]
             head, hidden, targets = causal.get_output_embeddings(), hidden[:, :-1][keep], targets[keep]
             if len(targets) <= LOSS_CHUNK:
-                return head_loss(head, hidden, targets), keep.sum()
+                return head_loss(head, hidden, targets, weights), keep.sum()
             # Many labelled tokens: fp32 logits, log-softmax and gradient take ~12 bytes per token per
             # vocabulary entry (600 MB for 1,024 tokens × 49k); in chunks recomputed in backward, one chunk lives.
             from torch.utils.checkpoint import checkpoint
 
-            loss = sum(checkpoint(head_loss, head, hidden[i:i + LOSS_CHUNK], targets[i:i + LOSS_CHUNK], use_reentrant=False)
+            loss = sum(checkpoint(head_loss, head, hidden[i:i + LOSS_CHUNK], targets[i:i + LOSS_CHUNK],
+                                  None if weights is None else weights[i:i + LOSS_CHUNK], use_reentrant=False)
                        for i in range(0, len(targets), LOSS_CHUNK))
             return loss, keep.sum()
 
-    def head_loss(head, hidden, targets):
-        """Summed cross-entropy of the output head's logits, computed in fp32."""
-        return F.cross_entropy(head(hidden).float(), targets, reduction="sum")
+    def head_loss(head, hidden, targets, weights=None):
+        """Summed (weighted) cross-entropy of the output head's logits, computed in fp32."""
+        if weights is None:
+            return F.cross_entropy(head(hidden).float(), targets, reduction="sum")
+        return (F.cross_entropy(head(hidden).float(), targets, reduction="none") * weights).sum()
 
     return TokenLoss(model)
+
+
+def decision_weights(labels, weight: float, tokens: int):
+    """Per-target loss weights, shape labels[:, 1:]: `weight` on the first `tokens` labels of each labelled span, else 1.
+
+    A span (an assistant turn: its labels are preceded by an ignored position) opens with the decision the
+    model must get right first: `<tool_call>` or the first words of a text answer. The sum is still divided
+    by the number of labelled tokens, so a weight > 1 also raises the step's effective learning rate a little.
+    """
+    import torch
+
+    targets, before = labels[:, 1:], labels[:, :-1]
+    labelled = targets != -100
+    opening = labelled & (before == -100)
+    mark = opening.clone()
+    for shift in range(1, tokens):
+        moved = torch.zeros_like(opening)
+        moved[:, shift:] = opening[:, :-shift]
+        mark |= moved & labelled
+    weights = torch.ones(targets.shape, dtype=torch.float32, device=labels.device)
+    weights[mark] = weight
+    return weights
