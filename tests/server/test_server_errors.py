@@ -50,6 +50,8 @@ def ok_after(server, engine):
 CASES = {
     "negative max_tokens": ({"messages": HI, "max_tokens": -5}, 400, "max_tokens"),
     "zero max_tokens": ({"messages": HI, "max_tokens": 0}, 400, "max_tokens"),
+    # max_completion_tokens wins, but a max_tokens past the context is refused as /openapi.json's maximum says (was a 200)
+    "max_tokens past the context beside max_completion_tokens": ({"messages": HI, "max_tokens": 10**6, "max_completion_tokens": 2}, 400, "max_tokens"),
     "temperature too high": ({"messages": HI, "temperature": 3.5}, 400, "temperature"),
     "top_p zero": ({"messages": HI, "top_p": 0}, 400, "top_p"),
     "empty messages": ({"messages": []}, 400, "messages"),

@@ -55,6 +55,8 @@ class ChatServing(Serving):
     async def create(self, body: ChatCompletionRequest, http: Request):
         adapter = self.adapter_for(body.model)
         self.check_capacity(body.n)
+        for field in ("max_tokens", "max_completion_tokens"):  # max_completion_tokens wins, but a max_tokens past the context is still wrong
+            self.check_reply_limit(getattr(body, field), field)
         plan, prompt_ids = await self.off_loop(self._prepare, body)
         max_new = self.max_new_tokens(len(prompt_ids), body.requested_max_tokens(), param="messages")
         logprobs = (body.top_logprobs or 0) if body.logprobs else None

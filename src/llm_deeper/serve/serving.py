@@ -124,6 +124,13 @@ class Serving:
                            param="max_tokens", code="context_length_exceeded")
         return requested if requested is not None else min(self.default_max_tokens, room)
 
+    def check_reply_limit(self, requested: int | None, param: str) -> None:
+        """A reply length no prompt leaves room for is a 400 even where another field overrides it (/openapi.json's maximum)."""
+        context = self.engine.context_length
+        if requested is not None and requested >= context:
+            raise APIError(400, f"{param} must be below the model's context of {context} tokens (the prompt needs at least one)",
+                           param=param, code="context_length_exceeded")
+
     def check_capacity(self, generations: int, param: str = "n") -> None:
         """A request needing more generations than the server can ever hold is a 400, not a 429 'retry later'."""
         capacity = self.engine.max_batch + self.engine.max_queue
