@@ -30,7 +30,8 @@ from harness import progress, report
 
 # torch op name → what it does in a decode step
 GROUPS = {
-    "matmul": ("aten::mm", "aten::addmm", "aten::bmm", "aten::matmul", "aten::linear", "aten::_weight_int4pack_mm"),
+    "matmul": ("aten::mm", "aten::addmm", "aten::bmm", "aten::matmul", "aten::linear", "aten::_weight_int4pack_mm",
+               "mkldnn::_linear_pointwise"),
     "softmax_and_mask": ("aten::_softmax", "aten::softmax", "aten::masked_fill", "aten::masked_fill_", "aten::le", "aten::arange",
                          "aten::lt", "aten::gt", "aten::ge"),
     "kv_cache_write": ("aten::index_put_", "aten::_index_put_impl_", "aten::index"),

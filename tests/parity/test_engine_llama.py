@@ -85,6 +85,8 @@ def test_weights_are_typed_and_fused():
     attention = model.model.layers[0].self_attn
     assert torch.equal(layer.qkv.weight[32 + 64:], attention.v_proj.weight[:])
     assert weights.lm_head is model.lm_head.weight  # plain tensors are shared, not copied
+    packed = llama.LlamaWeights.from_hf(model, pack=True)  # the runner's float32 default on x86-64 (quant.PackedWeight)
+    assert packed.layers[0].qkv.weight.shape == layer.qkv.weight.shape and packed.embed is model.model.embed_tokens.weight
 
 
 def test_other_architectures_and_rope_types_fall_back_to_transformers(tiny_gpt2_dir):

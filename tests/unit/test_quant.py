@@ -9,7 +9,7 @@ import torch
 
 from llm_deeper.errors import UserError
 from llm_deeper.inference.engine import Engine
-from llm_deeper.inference.quant import Int4Weight, Int8Weight, linear, q4_1_groups
+from llm_deeper.inference.quant import Int4Weight, Int8Weight, PackedWeight, linear, packing_pays, q4_1_groups
 from llm_deeper.inference.runners import LlamaRunner
 from llm_deeper.inference.sampling import SamplingConfig
 from llm_deeper.models.loaders import load_hf_folder
@@ -120,3 +120,19 @@ def test_default_model_projections_are_q4_1_exactly_and_int4_answers(default_mod
     finally:
         engine.close()
     assert "Paris" in reply.text
+
+
+@pytest.mark.skipif(not packing_pays(torch.float32), reason="oneDNN packing is used on x86-64 builds with oneDNN only")
+@pytest.mark.parametrize("rows", [1, 8, 300])
+def test_a_weight_packed_for_onednn_multiplies_as_f_linear(rows):
+    torch.manual_seed(0)
+    weight, bias = torch.randn(96, 64), torch.randn(96)
+    packed = PackedWeight(weight)
+    x = torch.randn(2, rows, 64)
+    # fp32 rounding of 64-term sums of products of unit normals (size ~8): well under 1e-4
+    assert torch.allclose(linear(x, packed, bias), torch.nn.functional.linear(x, weight, bias), atol=1e-4, rtol=1e-5)
+    assert torch.allclose(linear(x, packed), x @ weight.T, atol=1e-4, rtol=1e-5)  # no bias
+
+
+def test_only_float32_is_packed():
+    assert not packing_pays(torch.bfloat16) and not packing_pays(torch.float16)

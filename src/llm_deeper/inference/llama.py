@@ -150,7 +150,7 @@ class Part(NamedTuple):
 class Projection:
     """One (possibly fused) linear layer: weight [out, in] (a tensor, or int8/int4 packed), optional bias."""
 
-    weight: object  # torch.Tensor, quant.Int8Weight or quant.Int4Weight
+    weight: object  # torch.Tensor, quant.PackedWeight (oneDNN layout), quant.Int8Weight or quant.Int4Weight
     bias: object  # torch.Tensor [out] or None
     parts: tuple[Part, ...]  # the original projections it holds, for per-request LoRA
 
@@ -177,22 +177,24 @@ class LlamaWeights:
     lm_head: object  # [vocab, hidden] (tied to embed in the default model), maybe int8-packed
 
     @classmethod
-    def from_hf(cls, model, quant: str | None = None) -> "LlamaWeights":
+    def from_hf(cls, model, quant: str | None = None, pack: bool = False) -> "LlamaWeights":
         """Fuse (and maybe quantize) a transformers Llama's tensors; plain tensors are shared, not copied.
 
         The LM head (Q8_0 in the GGUF, tied to the embeddings) loses far more in 4 bits
         (KL to fp32 0.044 vs 0.0014, bench/RESULTS.md): int4 keeps it bf16.
+        `pack`: float projections and the LM head go into oneDNN's layout (quant.PackedWeight;
+        copies, ~1.6x the projections' own memory with the model's; the embedding stays shared).
         """
         import torch
 
         body = model.model
         with torch.inference_mode():
-            layers = [_fuse_layer(layer, quant) for layer in body.layers]
-        return cls(body.embed_tokens.weight, layers, body.norm.weight,
-                   quantize(model.lm_head.weight, "int8" if quant == "int8" else None))
+            layers = [_fuse_layer(layer, quant, pack) for layer in body.layers]
+            lm_head = quantize(model.lm_head.weight, "int8" if quant == "int8" else None, pack=pack and quant is None)
+        return cls(body.embed_tokens.weight, layers, body.norm.weight, lm_head)
 
 
-def _fuse(modules: list[tuple[str, object]], quant: str | None) -> Projection:
+def _fuse(modules: list[tuple[str, object]], quant: str | None, pack: bool = False) -> Projection:
     import torch
 
     weights = [m.weight for _, m in modules]
@@ -203,18 +205,18 @@ def _fuse(modules: list[tuple[str, object]], quant: str | None) -> Projection:
     for (name, _), w in zip(modules, weights):
         parts.append(Part(name, start, start + w.shape[0]))
         start += w.shape[0]
-    return Projection(quantize(weight, quant), bias, tuple(parts))
+    return Projection(quantize(weight, quant, pack), bias, tuple(parts))
 
 
-def _fuse_layer(layer, quant: str | None) -> LayerWeights:
+def _fuse_layer(layer, quant: str | None, pack: bool = False) -> LayerWeights:
     att, mlp = layer.self_attn, layer.mlp
     return LayerWeights(
         input_norm=layer.input_layernorm.weight,
-        qkv=_fuse([("q_proj", att.q_proj), ("k_proj", att.k_proj), ("v_proj", att.v_proj)], quant),
-        o=_fuse([("o_proj", att.o_proj)], quant),
+        qkv=_fuse([("q_proj", att.q_proj), ("k_proj", att.k_proj), ("v_proj", att.v_proj)], quant, pack),
+        o=_fuse([("o_proj", att.o_proj)], quant, pack),
         post_norm=layer.post_attention_layernorm.weight,
-        gate_up=_fuse([("gate_proj", mlp.gate_proj), ("up_proj", mlp.up_proj)], quant),
-        down=_fuse([("down_proj", mlp.down_proj)], quant),
+        gate_up=_fuse([("gate_proj", mlp.gate_proj), ("up_proj", mlp.up_proj)], quant, pack),
+        down=_fuse([("down_proj", mlp.down_proj)], quant, pack),
     )
 
 

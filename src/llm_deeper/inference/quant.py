@@ -61,6 +61,47 @@ class Int4Weight:
         return torch.ops.aten._weight_int4pack_mm_for_cpu(x, self.packed, self.GROUP, self.scales_and_zeros)
 
 
+class PackedWeight:
+    """A float32 weight reordered once into oneDNN's blocked layout, for any number of input rows.
+
+    F.linear on float32 goes to MKL's sgemm, which repacks the weight on every call and, on
+    the AMD EPYC here, ran the decode step's few-row matmuls at a fraction of the bandwidth.
+    Measured side by side (every projection of the default model's 30 layers plus the LM head,
+    1 thread, load ~7, bench/RESULTS.md): 8 rows 119.4 -> 54.9 ms, 1 row 63.4 -> 52.7 ms,
+    256 rows (prefill) 1,207 -> 975 ms. The same kernels inductor uses for frozen CPU linears.
+    Results differ from F.linear by fp32 rounding only (~1e-4 on outputs of size ~10).
+    One row (a single stream's decode step) still goes to F.linear on the plain weight, kept
+    beside the packed one: there the packed step was 6% slower (58.1 vs 54.8 ms, 1 thread,
+    load ~7). Memory: the packed copy, 538 MB for the default model.
+    """
+
+    def __init__(self, weight):
+        import torch
+
+        with torch.inference_mode():
+            self.packed = torch.ops.mkldnn._reorder_linear_weight(weight.detach().contiguous(), None)
+        self.dense = weight
+        self.shape = weight.shape
+
+    def matmul(self, x, bias=None):
+        import torch
+        import torch.nn.functional as F
+
+        if x.numel() == x.shape[-1]:
+            return F.linear(x, self.dense, bias)
+        return torch.ops.mkldnn._linear_pointwise(x, self.packed, bias, "none", [], "")
+
+
+def packing_pays(dtype) -> bool:
+    """Whether float weights of `dtype` are packed for oneDNN here: float32 on x86-64 with oneDNN (see PackedWeight)."""
+    import platform
+
+    import torch
+
+    return (dtype == torch.float32 and platform.machine().lower() in ("x86_64", "amd64")
+            and torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_reorder_linear_weight"))
+
+
 def q4_1_groups(weight, group: int = 32):
     """Q4_1 rounding: (q [rows, groups, group] in 0..15, scale, minimum [rows, groups]); w ≈ scale × q + minimum."""
     import torch
@@ -76,19 +117,21 @@ def q4_1_groups(weight, group: int = 32):
     return q, scale, low
 
 
-def quantize(weight, kind: str | None):
-    """The weight as `kind` ("int8", "int4") stores it, or unchanged for None."""
+def quantize(weight, kind: str | None, pack: bool = False):
+    """The weight as `kind` ("int8", "int4") stores it; for None, packed for oneDNN if `pack`, else unchanged."""
     if kind is None:
-        return weight
+        return PackedWeight(weight) if pack else weight
     if kind not in QUANTIZATIONS:
         raise UserError(f"unknown quantization {kind!r}; choose one of {', '.join(QUANTIZATIONS)}")
     return Int8Weight(weight) if kind == "int8" else Int4Weight(weight)
 
 
 def linear(x, weight, bias=None):
-    """F.linear, or the packed kernel for a quantized weight."""
+    """F.linear, or the packed kernel for a quantized or oneDNN-packed weight."""
     import torch.nn.functional as F
 
+    if isinstance(weight, PackedWeight):
+        return weight.matmul(x, bias)
     if not isinstance(weight, (Int8Weight, Int4Weight)):
         return F.linear(x, weight, bias)
     out = weight.matmul(x.reshape(-1, x.shape[-1]).contiguous()).view(*x.shape[:-1], weight.shape[0])

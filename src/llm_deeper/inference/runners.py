@@ -18,6 +18,7 @@ from typing import Protocol
 
 from . import llama
 from .kv_cache import SlotKVCache
+from .quant import packing_pays
 
 
 class Runner(Protocol):
@@ -46,7 +47,8 @@ class LlamaRunner:
 
     batched = True
 
-    def __init__(self, model, slots: int, max_len: int, adapters: dict | None = None, quant: str | None = None):
+    def __init__(self, model, slots: int, max_len: int, adapters: dict | None = None, quant: str | None = None,
+                 pack: bool | None = None):
         import torch
 
         llama.check_supported(model)
@@ -59,8 +61,11 @@ class LlamaRunner:
         if quant and self.dtype != torch.bfloat16:
             raise ValueError(f"{quant} weights need a bfloat16 model (load it with dtype='bfloat16')")
         # Fused projections: one matmul for q|k|v and one for gate|up per layer
-        # (fewer, larger kernels per decode step; the fused weights are copied once).
-        self.weights = llama.LlamaWeights.from_hf(model, quant)
+        # (fewer, larger kernels per decode step; the fused weights are copied once),
+        # float32 ones packed for oneDNN where that pays (quant.PackedWeight: an 8-row step's
+        # matmuls 2.2x faster than F.linear's on the AMD EPYC).
+        self.packed = not quant and (packing_pays(self.dtype) if pack is None else pack)  # None: where it pays
+        self.weights = llama.LlamaWeights.from_hf(model, quant, pack=self.packed)
         self.adapters = adapters or {}
         self.cache = SlotKVCache(self.config.layers, slots, self.config.kv_heads, self.config.head_dim, max_len, self.dtype)
         self.torch = torch
@@ -194,6 +199,8 @@ class LlamaRunner:
         torch = self.torch
         os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(artifact_dir("compile-cache")))
         start = time.perf_counter()
+        if self.packed:  # inductor traces plain tensors, not oneDNN's opaque ones (it plans its own kernels)
+            self.weights, self.packed = llama.LlamaWeights.from_hf(self.model, self.quant), False
         compiled = torch.compile(self._decode, dynamic=True)
         self.cache.grow(2)
         with torch.inference_mode():
