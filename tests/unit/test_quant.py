@@ -123,12 +123,12 @@ def test_default_model_projections_are_q4_1_exactly_and_int4_answers(default_mod
 
 
 @pytest.mark.skipif(not packing_pays(torch.float32), reason="oneDNN packing is used on x86-64 builds with oneDNN only")
-@pytest.mark.parametrize("rows", [1, 8, 300])
-def test_a_weight_packed_for_onednn_multiplies_as_f_linear(rows):
+@pytest.mark.parametrize("batch, rows", [(1, 1), (2, 1), (1, 8), (2, 300)])  # one row takes the transposed weight, more the packed one
+def test_a_weight_packed_for_onednn_multiplies_as_f_linear(batch, rows):
     torch.manual_seed(0)
     weight, bias = torch.randn(96, 64), torch.randn(96)
     packed = PackedWeight(weight)
-    x = torch.randn(2, rows, 64)
+    x = torch.randn(batch, rows, 64)
     # fp32 rounding of 64-term sums of products of unit normals (size ~8): well under 1e-4
     assert torch.allclose(linear(x, packed, bias), torch.nn.functional.linear(x, weight, bias), atol=1e-4, rtol=1e-5)
     assert torch.allclose(linear(x, packed), x @ weight.T, atol=1e-4, rtol=1e-5)  # no bias

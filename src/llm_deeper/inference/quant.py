@@ -62,17 +62,20 @@ class Int4Weight:
 
 
 class PackedWeight:
-    """A float32 weight reordered once into oneDNN's blocked layout, for any number of input rows.
+    """A float32 weight laid out twice for this CPU's fast kernels: packed for oneDNN, and transposed.
 
-    F.linear on float32 goes to MKL's sgemm, which repacks the weight on every call and, on
-    the AMD EPYC here, ran the decode step's few-row matmuls at a fraction of the bandwidth.
-    Measured side by side (every projection of the default model's 30 layers plus the LM head,
-    1 thread, load ~7, bench/RESULTS.md): 8 rows 119.4 -> 54.9 ms, 1 row 63.4 -> 52.7 ms,
-    256 rows (prefill) 1,207 -> 975 ms. The same kernels inductor uses for frozen CPU linears.
-    Results differ from F.linear by fp32 rounding only (~1e-4 on outputs of size ~10).
-    One row (a single stream's decode step) still goes to F.linear on the plain weight, kept
-    beside the packed one: there the packed step was 6% slower (58.1 vs 54.8 ms, 1 thread,
-    load ~7). Memory: the packed copy, 538 MB for the default model.
+    F.linear on float32 goes to MKL's sgemm with the weight as [out, in], which ran the decode
+    step's matmuls at a fraction of what this AMD EPYC can do. Measured side by side (1 thread,
+    load 5-7, bench/RESULTS.md):
+    - several rows (a batched decode step, a prefill): oneDNN's kernels on a weight reordered
+      once into its blocked layout (what inductor uses for frozen CPU linears). Every projection
+      of the default model's 30 layers plus the LM head at 8 rows: 119.4 -> 54.9 ms; at 256
+      rows 1,207 -> 975 ms; the engine's 8-row step 96.4 -> 65.3 ms.
+    - one row (a single stream's step): x @ Wᵀ with Wᵀ stored [in, out], which MKL runs as a
+      streaming gemv; oneDNN's packed kernel was 6% slower than F.linear there, this 1.43x
+      faster (the engine's 1-row step 78.1 -> 54.5 ms).
+    Memory: both copies, twice the projections and the LM head (1,076 MB for the default
+    model, beside the model's own 538 MB). Results differ from F.linear by fp32 rounding only.
     """
 
     def __init__(self, weight):
@@ -80,15 +83,15 @@ class PackedWeight:
 
         with torch.inference_mode():
             self.packed = torch.ops.mkldnn._reorder_linear_weight(weight.detach().contiguous(), None)
-        self.dense = weight
+            self.transposed = weight.detach().t().contiguous()  # [in, out]
         self.shape = weight.shape
 
     def matmul(self, x, bias=None):
         import torch
-        import torch.nn.functional as F
 
-        if x.numel() == x.shape[-1]:
-            return F.linear(x, self.dense, bias)
+        if x.numel() == x.shape[-1]:  # one row
+            out = torch.matmul(x, self.transposed)
+            return out if bias is None else out + bias
         return torch.ops.mkldnn._linear_pointwise(x, self.packed, bias, "none", [], "")
 
 
