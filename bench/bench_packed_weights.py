@@ -1,4 +1,4 @@
-"""float32 weights packed for oneDNN (quant.PackedWeight, the engine's default on x86-64) vs plain F.linear (MKL), side by side.
+"""float32 weights packed for oneDNN and transposed (quant.PackedWeight, the engine's default on x86-64) vs plain F.linear (MKL), side by side.
 
 Default model, two runners on the same weights in one process: decode steps at
 1 and 8 rows (a 64-token prompt in every slot; median ms per step over

@@ -150,7 +150,7 @@ class Part(NamedTuple):
 class Projection:
     """One (possibly fused) linear layer: weight [out, in] (a tensor, or int8/int4 packed), optional bias."""
 
-    weight: object  # torch.Tensor, quant.PackedWeight (oneDNN layout), quant.Int8Weight or quant.Int4Weight
+    weight: object  # torch.Tensor, quant.PackedWeight (oneDNN + transposed layouts), quant.Int8Weight or quant.Int4Weight
     bias: object  # torch.Tensor [out] or None
     parts: tuple[Part, ...]  # the original projections it holds, for per-request LoRA
 
@@ -182,8 +182,8 @@ class LlamaWeights:
 
         The LM head (Q8_0 in the GGUF, tied to the embeddings) loses far more in 4 bits
         (KL to fp32 0.044 vs 0.0014, bench/RESULTS.md): int4 keeps it bf16.
-        `pack`: float projections and the LM head go into oneDNN's layout (quant.PackedWeight;
-        copies, ~1.6x the projections' own memory with the model's; the embedding stays shared).
+        `pack`: float projections and the LM head are copied into oneDNN's packed layout and a
+        transposed one (quant.PackedWeight: twice their own memory; the embedding stays shared).
         """
         import torch
 
