@@ -24,6 +24,12 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ["TQDM_DISABLE"] = "1"
+# OpenMP threads that wait for work sleep instead of spinning (GNU OpenMP, which torch's CPU wheels use; read when
+# torch loads, so set before any import of it; subprocesses inherit it). A spinning waiter holds a core that a
+# descheduled partner thread needs: with more runnable threads than cores (a server beside its client, vLLM beside
+# our engine, two DDP ranks, or a busy machine), every parallel op waits out a time slice. The default model's
+# 24-token forward at 2 threads on 2 cores at load ~9: 6.6 s default, 0.21 s passive (1 thread: 0.3-0.8 s).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # Converted models are cached across test runs in a folder of the checkout.
 os.environ.setdefault("LLM_DEEPER_HOME", str(REPO / ".test-home"))
 

@@ -12,6 +12,7 @@ def test_speedrun_quick_completes_with_a_report(tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     report = (tmp_path / "report.md").read_text()
     assert "| Chat turn | ok |" in report
+    assert "| Parity: GGUF vs converted folder | ok |" in report  # the suite's only GGUF check: token ids and logits (1e-4)
     assert "Paris" in report
     assert "FAILED" not in report
     assert "| MLX: the tool adapter in mlx-lm | ok |" in report  # converted, and mlx-lm checked against PEFT (or skipped with the reason)

@@ -1,9 +1,8 @@
-"""The embedded default model: conversion, parity with the GGUF, a known answer."""
+"""The embedded default model: conversion, a known answer (parity with the GGUF: the speedrun test, stage 30)."""
 
 import json
 
 import pytest
-import torch
 
 from llm_deeper.inference.engine import Engine
 from llm_deeper.inference.sampling import SamplingConfig
@@ -15,19 +14,6 @@ def test_greedy_answer_names_paris(default_model):
     with Engine(default_model, max_batch=1) as engine:
         reply = engine.generate([{"role": "user", "content": "What is the capital of France?"}], SamplingConfig(max_new_tokens=20)).text
     assert "Paris" in reply
-
-
-def test_cached_folder_logits_equal_the_gguf(default_model):
-    from llm_deeper.models.embedded import gguf_path
-    from llm_deeper.models.loaders import load_gguf
-
-    gguf_model, gguf_tokenizer = load_gguf(gguf_path(default_model.ref.spec))
-    text = "<|im_start|>user\nName three primary colors.<|im_end|>\n"
-    ids = default_model.tokenizer(text, return_tensors="pt")["input_ids"]
-    assert torch.equal(ids, gguf_tokenizer(text, return_tensors="pt")["input_ids"])
-    with torch.inference_mode():
-        diff = (default_model.model(ids).logits - gguf_model(ids).logits).abs().max().item()
-    assert diff < 1e-4
 
 
 def test_config_is_readable_by_every_consumer(default_model):
