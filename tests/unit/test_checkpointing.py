@@ -89,6 +89,8 @@ def test_step_checkpoints_keep_the_newest(tmp_path):
     assert manager.load(manager.latest(), FIX)["step"] == 3
     (tmp_path / "checkpoint-4").mkdir()  # a folder whose state never got renamed into place is no checkpoint
     assert manager.latest().name == "checkpoint-3"
+    manager.clear()  # a finished run leaves no checkpoint folder, not even a killed writer's empty one
+    assert not list(tmp_path.glob("checkpoint-*"))
 
 
 def test_finetune_resume_from_a_truncated_state_is_one_line_exit_2(tiny_llama_dir, tmp_path):

@@ -178,5 +178,8 @@ class StepCheckpoints:
                     remove_stale_temps(sub)
 
     def clear(self) -> None:
-        for folder in self.all():
-            shutil.rmtree(folder, ignore_errors=True)
+        """Remove every checkpoint folder, finished or not: a writer killed mid-save leaves one without its state file."""
+        if self.folder.is_dir():
+            for sub in self.folder.iterdir():
+                if self.PATTERN.match(sub.name) and sub.is_dir():
+                    shutil.rmtree(sub, ignore_errors=True)
