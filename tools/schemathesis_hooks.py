@@ -12,10 +12,11 @@ from the served description, not from this checkout, and drops a "positive
 data rejected" failure only when the response is a 400 naming one of them; any
 other refusal of schema-valid data still fails.
 
-`before_call` keeps a run to minutes: a schema-valid reply length is cut to
-REPLY_TOKENS (the generator likes values in the thousands, ~20 tokens a second
-each on 2 cores; past the client's 10 s timeout). Schema-violating values are
-sent as generated. A long generated prompt still takes seconds to prefill on a
+`before_call` keeps a run to minutes: a reply length within the schema's
+maximum is cut to REPLY_TOKENS (the generator likes values in the thousands,
+~20 tokens a second each on 2 cores; past the client's 10 s timeout and the
+10 s limit of the response-time check). Values past the maximum are sent as
+generated. A long generated prompt still takes seconds to prefill on a
 busy machine: hence the 60 s request timeout above. tests/server/test_server_schemathesis.py loads this file too.
 """
 
@@ -49,12 +50,26 @@ def filter_failure(ctx, failure, case, response) -> bool:
     return not refused_by_rule(documented_rules(case), response.status_code, body)
 
 
+def reply_limit(case, field: str) -> int | None:
+    """The schema's `maximum` for a reply-length field of this operation's request body (None: none stated)."""
+    ref = (case.operation.definition.raw.get("requestBody", {}).get("content", {}).get("application/json", {})
+           .get("schema", {}).get("$ref", ""))
+    request = case.operation.schema.raw_schema.get("components", {}).get("schemas", {}).get(ref.rsplit("/", 1)[-1], {})
+    options = request.get("properties", {}).get(field, {}).get("anyOf", [])
+    return next((o.get("maximum") for o in options if o.get("type") == "integer"), None)
+
+
 @schemathesis.hook
 def before_call(ctx, case, **kwargs) -> None:
-    """Cut a schema-valid reply length to REPLY_TOKENS (negative cases keep their values: they must be refused)."""
-    positive = case.meta is not None and case.meta.generation.mode.is_positive  # generated, schema-valid (a hand-made case is sent as is)
-    if positive and isinstance(case.body, dict):
-        for field in REPLY_FIELDS:
-            value = case.body.get(field)
-            if isinstance(value, int) and not isinstance(value, bool) and value > REPLY_TOKENS:
-                case.body[field] = REPLY_TOKENS
+    """Cut a reply length the schema allows to REPLY_TOKENS, in every generated case.
+
+    A value past the schema's maximum (or of the wrong type) is left as generated: it must be refused. A negative
+    case that breaks another field keeps that break; only its reply length shrinks.
+    """
+    if case.meta is None or not isinstance(case.body, dict):  # a hand-made case is sent as is
+        return
+    for field in REPLY_FIELDS:
+        value, limit = case.body.get(field), reply_limit(case, field)
+        integral = (isinstance(value, int) and not isinstance(value, bool)) or (isinstance(value, float) and value.is_integer())
+        if integral and limit is not None and REPLY_TOKENS < value <= limit:  # 5000.0 is an integer to JSON Schema too
+            case.body[field] = REPLY_TOKENS
