@@ -164,7 +164,7 @@ def train(config: FinetuneConfig, on_log: Callable[[StepLog], None] | None = Non
     def save_on_schedule(log: StepLog) -> bool:
         """Checkpoint every --save-every steps and at each epoch end (after its evaluation); halt at --halt-after.
         The last step ends an epoch too: a run cut short by --max-steps is scored where it stops (the tool
-        recipe's 40 steps are part of a 64-step epoch, and its stage reads the held-out loss after them)."""
+        recipe's 80 steps are part of a 128-step epoch, and its stage reads the held-out loss after them)."""
         epoch_end = log.step % steps_per_epoch == 0 or log.step == total_steps
         if epoch_end and eval_rows:
             progress.eval_losses.append((log.step, evaluate(eval_module, eval_rows, tokenizer, config.batch_size, device)))
