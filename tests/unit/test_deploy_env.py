@@ -106,3 +106,11 @@ def test_make_target_skips_with_the_reason_where_vllm_cannot_run(monkeypatch, ca
     with pytest.raises(SystemExit) as exited:
         venv.main([])
     assert exited.value.code == 2
+
+
+def test_install_output_goes_to_stderr_so_stdout_stays_for_a_benchs_json(capfd):
+    import sys
+
+    venv._run("step", [sys.executable, "-c", "print('pip says hello')"], say=lambda _: None)
+    out, err = capfd.readouterr()
+    assert "pip says hello" in err and "pip says hello" not in out

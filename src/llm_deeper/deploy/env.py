@@ -134,10 +134,11 @@ def base_python() -> str:
 
 
 def _run(step: str, command: list[str], say: Callable[[str], None]) -> None:
-    """Run one install step, passing pip's own progress through, and time it."""
+    """Run one install step, passing pip's own progress through (to stderr: a bench that builds the environment
+    on first use prints its one JSON object on stdout), and time it."""
     say(step)
     started = time.monotonic()
-    done = subprocess.run(command, stdin=subprocess.DEVNULL)
+    done = subprocess.run(command, stdin=subprocess.DEVNULL, stdout=sys.stderr)
     if done.returncode != 0:
         raise UserError(
             f"building the vLLM environment failed at '{step}' (exit {done.returncode}); "
