@@ -59,9 +59,13 @@ def step_bytes(runner, batch: int, length: int) -> int:
     """Bytes a decode step must read: every weight once (embedding rows aside) and each row's keys and values."""
     import torch
 
+    from llm_deeper.inference.quant import PackedWeight
+
     def size(w) -> int:
         if isinstance(w, torch.Tensor):
             return w.numel() * w.element_size()
+        if isinstance(w, PackedWeight):  # two layouts of one weight; a step reads one of them
+            return w.transposed.numel() * w.transposed.element_size()
         return sum(t.numel() * t.element_size() for t in vars(w).values() if isinstance(t, torch.Tensor))
 
     weights = size(runner.weights.lm_head) + size(runner.weights.norm)
