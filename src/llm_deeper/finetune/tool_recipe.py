@@ -49,10 +49,11 @@ class ToolRecipe:
     seed: int = 0  # data, adapter init and order
 
 
-# The fuller recipe: 5x the data, 7.5x the steps, every held-out conversation probed. ~360k tokens: ~20 min at
-# 300 tok/s (AVX-512 EPYC, quiet), ~43 min at 140 tok/s (2-core AVX2), inside issue 23's 45 minutes.
+# The fuller recipe: 5x the data, 7.5x the steps, every held-out conversation probed. ~360k tokens: measured 29.0 min at
+# 206 tok/s on one thread beside the suite (AVX-512 EPYC), ~43 min at 140 tok/s (2-core AVX2), inside issue 23's 45.
+# Held-out exact arguments 0.146 -> 0.415 against the speedrun recipe (bench/RESULTS.md, 2026-12-07 21:40-22:30 UTC).
 FULL = ToolRecipe(n_train=1280, batch_size=4, max_steps=300, epochs=1, warmup_steps=10, probe_limit=None)
-RECIPES = {"speedrun": ToolRecipe(), "full": FULL}  # named recipes (bench_tool_finetune_accuracy.py --recipe=NAME)
+RECIPES = {"speedrun": ToolRecipe(), "full": FULL}  # named recipes: `llm-deeper finetune --recipe NAME`, bench_tool_finetune_accuracy.py --recipe=NAME
 
 # One tool offered and 512 tokens: with seed 0, 3 of the 4 conversations and all 4 held-out ones fit. With a
 # distractor at 384 tokens none did (two tools' prompt is ~450 tokens), and the run had no step to take.
