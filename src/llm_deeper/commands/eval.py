@@ -51,7 +51,7 @@ def evaluate(
     max_new_tokens: int = typer.Option(128, "--max-new-tokens", "-n", min=1, help="Reply length limit."),
     batch_size: int = typer.Option(8, "--batch-size", "-b", min=1, help="In-process: requests the engine decodes together (continuous batching; 1 = one at a time)."),
     temperature: float = typer.Option(0.0, "--temperature", "-t", min=0.0, max=2.0, help="0 = greedy (reproducible)."),
-    constrain: bool = typer.Option(False, "--constrain", help="In-process: hold started tool calls to their schemas, as `llm-deeper serve` does."),
+    constrain: bool = typer.Option(True, "--constrain/--free", help="In-process: hold started tool calls to their schemas as `llm-deeper serve` does (default: what users get), or leave replies free (--free: what the model learned)."),
     stem: bool = typer.Option(False, "--stem", help="Porter-stem words before ROUGE matching."),
     bertscore_layer: int = typer.Option(5, "--bertscore-layer", help="Encoder layer BERTScore compares (1-6 for all-MiniLM-L6-v2)."),
     ppl_window: int = typer.Option(None, "--ppl-window", help="Tokens per perplexity window (default: context, at most 1024)."),

@@ -5,12 +5,12 @@ this process, the base model or one of its LoRA adapters by name, all prompts
 of a run decoded together) or `OpenAIChatModel` (any OpenAI-compatible
 endpoint: `llm-deeper serve`, vLLM, ...). Either way the prompt, the tool
 grammar and the parse are the server's (`chat/plan.py`), so an eval scores
-what the server serves. In-process, decoding is unconstrained by default
-(`constrain=False`: the tools are in the prompt, the reply is free), so the
-scores show what the model learned; with `constrain=True` it applies the
-server's `tool_choice="auto"` grammar, i.e. what clients of `llm-deeper serve`
-get (over HTTP the server always applies it). With greedy decoding both
-backends give the same replies for the same weights.
+what the server serves. In-process, decoding applies the server's
+`tool_choice="auto"` grammar by default (`constrain=True`: what clients of
+`llm-deeper serve` get; over HTTP the server always applies it); with
+`constrain=False` the tools are in the prompt and the reply is free, so the
+scores show what the model learned. With greedy decoding both backends give
+the same replies for the same weights.
 """
 
 from __future__ import annotations
