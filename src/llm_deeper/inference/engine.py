@@ -219,6 +219,11 @@ class Engine:
         self.threads = torch.get_num_threads()  # a thread count is per thread: the engine's thread adopts the creator's
         self._thread = threading.Thread(target=self._loop, name="llm-deeper-engine", daemon=True)
         self._thread.start()
+        # Loading and packing the weights ran parallel ops on this thread: its idle OpenMP helpers would
+        # otherwise stay counted until this thread submits, and a server submits from worker threads, so it
+        # never would. With them counted, the engine's team sleeps at every op's barrier instead of
+        # spinning (openmp.py): a thread doing 5,000 small ops made 4 futex calls an op against 2 once freed.
+        release_idle_threads()
         # Stop decoding before the interpreter tears torch down (a weak reference,
         # so the exit hook does not keep a closed engine and its weights alive).
         ref = weakref.ref(self)
@@ -444,35 +449,80 @@ class Engine:
 
         A request whose whole prompt is in joins the running batch with its first token.
         Decode steps run between chunks, so a long prompt never stalls running streams for long.
-        With no stream running there is nobody to keep waiting: the prompts go in whole, as one
-        forward each (bigger matmuls, no chunk mask: a 1,000-token prompt's first token comes sooner).
+        With no stream running there is nobody to keep waiting: the prompts go in whole (bigger
+        matmuls, no chunk mask: a 1,000-token prompt's first token comes sooner).
+        Several admitted prompts go in one forward (`_next_wave`, `Runner.prefill_many`).
         A prompt first takes what the prefix cache holds of it, and leaves its full blocks there; the
         lookup happens when its prefill begins, not at admission, so the n choices of one prompt
         (admitted together) reuse the first one's prefill.
         """
-        whole = sum(len(r.prompt_ids) - r.prefilled for r in self._prefilling)
-        budget = self.prefill_chunk if self.prefill_chunk and self._running else whole
-        while self._prefilling and budget > 0:
-            request = self._prefilling[0]
-            if request.cancelled.is_set():
-                return  # _drop_done frees it
-            if self.prefix is not None and request.prefilled == 0:
+        from .runners import PromptChunk
+
+        budget = self.prefill_chunk if self.prefill_chunk and self._running else None  # None: every admitted prompt, whole
+        while self._prefilling and (budget is None or budget > 0):
+            wave = self._next_wave(budget)
+            if not wave:
+                return  # the first one was cancelled: _drop_done frees it
+            logits = self.runner.prefill_many([PromptChunk(r.slot, r.prompt_ids[:stop], r.adapter, start) for r, start, stop in wave])
+            for (request, start, stop), row in zip(wave, logits):
+                if budget is not None:
+                    budget -= stop - start
+                request.prefilled = stop
+                if stop == len(request.prompt_ids):  # only the wave's last one can stop short, so these leave from the front
+                    self._prefilling.pop(0)
+                    self._running.append(request)  # its slot stays: the first prefilling slot follows the running ones
+                    self._advance(request, row)
+            if self.prefix is not None:
+                # After the first tokens went out: keeping a 1,000-token prompt's blocks copies 46 MB (fp32),
+                # which the time to first token need not wait for.
+                for request, _, stop in wave:
+                    self.prefix.save(request.adapter, request.prompt_ids, stop, self.runner.cache, request.slot)
+
+    def _next_wave(self, budget: int | None) -> list[tuple[Request, int, int]]:
+        """Admitted prompts to prefill together, from the front: [(request, start, stop)].
+
+        One forward reads every weight once for all its tokens, so the short prompts of several
+        arriving requests cost about one decode step together instead of one each. A wave holds
+        at most `budget` tokens while streams run (the last prompt may stop short: a chunk), and
+        otherwise whole prompts up to `prefill_chunk` tokens (or the first prompt, if longer).
+        A prompt that would compute blocks another prompt of the wave computes (same adapter,
+        same tokens, not yet cached: the n choices of one prompt, or turns under one new system
+        prompt) waits for the next wave, which finds them in the prefix cache.
+        """
+        limit = budget
+        if limit is None:
+            head = self._prefilling[0]
+            limit = max(self.prefill_chunk or 0, len(head.prompt_ids) - head.prefilled)
+        wave: list[tuple[Request, int, int]] = []
+        for request in self._prefilling:
+            if request.cancelled.is_set() or limit <= 0 or (wave and not self.runner.batched):
+                break
+            remaining = len(request.prompt_ids) - request.prefilled
+            lookup = self.prefix is not None and request.prefilled == 0
+            if lookup:
+                cached = self.prefix.cached_length(request.adapter, request.prompt_ids)
+                if self._shares_uncached_blocks(request, cached, wave):
+                    break
+                remaining -= cached
+            if wave and budget is None and remaining > limit:
+                break  # with nothing running, prompts go in whole
+            if lookup:
                 match = self.prefix.match(request.adapter, request.prompt_ids)
                 self.prefix.load(match, self.runner.cache, request.slot)
                 request.prefilled = request.cached_tokens = match.tokens
-            start = request.prefilled
-            stop = min(len(request.prompt_ids), start + budget)
-            logits = self.runner.prefill(request.slot, request.prompt_ids[:stop], request.adapter, start=start)
-            budget -= stop - start
-            request.prefilled = stop
-            if stop == len(request.prompt_ids):
-                self._prefilling.pop(0)
-                self._running.append(request)  # its slot stays: the first prefilling slot follows the running ones
-                self._advance(request, logits)
-            if self.prefix is not None:
-                # After the first token went out: keeping a 1,000-token prompt's blocks copies 46 MB (fp32),
-                # which the time to first token need not wait for.
-                self.prefix.save(request.adapter, request.prompt_ids, stop, self.runner.cache, request.slot)
+            stop = request.prefilled + min(remaining, limit)
+            wave.append((request, request.prefilled, stop))
+            limit -= stop - request.prefilled
+        return wave
+
+    def _shares_uncached_blocks(self, request: Request, cached: int, wave: list[tuple[Request, int, int]]) -> bool:
+        """Whether a prompt of the wave will save a block of `request`'s prompt past the `cached` tokens the cache holds now."""
+        block = self.prefix.block_tokens
+        needed = cached + block  # one block past what a match gives it now
+        if needed > (len(request.prompt_ids) - 1) // block * block:  # a match always leaves the last token to compute
+            return False
+        return any(other.adapter == request.adapter and stop >= needed and other.prompt_ids[:needed] == request.prompt_ids[:needed]
+                   for other, _, stop in wave)
 
     def _step(self) -> None:
         running = [r for r in self._running]

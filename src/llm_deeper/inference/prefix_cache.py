@@ -100,6 +100,10 @@ class PrefixCache:
         self.hits += bool(blocks)
         return PrefixMatch(blocks, tokens)
 
+    def cached_length(self, adapter: str | None, ids: list[int]) -> int:
+        """The tokens `match` would give `ids` now, without counting a lookup or touching the blocks."""
+        return sum(1 for _ in self._walk(adapter, ids, (len(ids) - 1) // self.block_tokens)) * self.block_tokens
+
     def load(self, match: PrefixMatch, cache: SlotKVCache, slot: int) -> None:
         """Copy the matched blocks into positions 0..match.tokens-1 of `slot`."""
         import torch
