@@ -77,3 +77,17 @@ def test_the_reading_waits_its_interval(monkeypatch):
     budget = ThreadBudget(most=2, every_s=3600)
     assert budget.update() == 2 and budget.update() == 2
     assert len(calls) == 1  # only the reading at construction
+
+
+def test_the_thread_that_builds_an_engine_frees_its_idle_openmp_helpers(tiny_llama_dir, monkeypatch):
+    # A server builds the engine on its main thread and submits from worker threads: the main thread's
+    # helpers, left from loading the weights, would keep the engine's team sleeping at every barrier.
+    import threading
+
+    from llm_deeper.inference import engine as engine_module
+
+    callers = []
+    monkeypatch.setattr(engine_module, "release_idle_threads", lambda: callers.append(threading.current_thread()) or True)
+    engine = engine_module.Engine.load(str(tiny_llama_dir), max_batch=2)
+    engine.close()
+    assert threading.current_thread() in callers
