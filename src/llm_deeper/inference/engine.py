@@ -1,8 +1,8 @@
 """The generation engine: continuous batching over a slot KV cache.
 
 One background thread owns the model. Between two decode steps it admits
-waiting requests (one prefill each, which also yields their first token) and
-drops the finished or cancelled ones; every decode step then advances all
+waiting requests and prefills them, several prompts in one forward (which also
+yields their first tokens), and drops the finished or cancelled ones; every decode step then advances all
 running requests with one batched forward pass. Each request keeps its own
 sampling settings, seed, stop strings, LoRA adapter and grammar.
 
