@@ -10,9 +10,10 @@ from conftest import REPO, run_cli
 
 
 def test_make_tools_finetune_merge(tiny_llama_dir, tmp_path):
-    made = run_cli("data", "make-tools", "--out", str(tmp_path / "d"), "--n-train", "6", "--n-test", "2", "--distractors", "0")
+    made = run_cli("data", "make-tools", "--out", str(tmp_path / "d"), "--n-train", "6", "--n-test", "2", "--distractors", "0", "--multi", "0.5")
     assert made.returncode == 0, made.stderr
-    assert len((tmp_path / "d" / "train.jsonl").read_text().splitlines()) == 6
+    rows = [json.loads(line) for line in (tmp_path / "d" / "train.jsonl").read_text().splitlines()]
+    assert len(rows) == 6 and any(r["kind"] == "multi" for r in rows)
     # `data inspect` reads what `finetune` reads and writes nothing: it runs alongside, on the core the fine-tune leaves idle.
     inspecting = subprocess.Popen([sys.executable, "-m", "llm_deeper", "data", "inspect", str(tmp_path / "d" / "train.jsonl"),
                                    "--model", str(tiny_llama_dir), "--show", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)

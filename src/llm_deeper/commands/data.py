@@ -18,18 +18,19 @@ def make_tools(
     n_test: int = typer.Option(60, "--n-test", min=1, help="Held-out conversations (new phrasings and argument values)."),
     distractors: int = typer.Option(2, "--distractors", min=0, help="Tools offered besides the right one in each conversation."),
     seed: int = typer.Option(0, "--seed", help="Same seed, same files."),
+    multi: float = typer.Option(0.0, "--multi", min=0.0, max=1.0, help="Share of training conversations with 2-3 requests behind one tool prompt (bench/RESULTS.md, issue 23)."),
 ) -> None:
     """Write a synthetic tool-calling data set (OpenAI messages + tools column). Example: llm-deeper data make-tools --out data/tools"""
     from collections import Counter
 
     from rich.console import Console
 
-    from ..data.toolcalls import make_tool_dataset
+    from ..data.toolcalls import TEST_MIX, make_tool_dataset, with_multi
     from ..data.sft import write_jsonl
     from ..inputs import check_output_dir
 
     check_output_dir(out, "--out")
-    train, test = make_tool_dataset(n_train, n_test, seed, distractors)
+    train, test = make_tool_dataset(n_train, n_test, seed, distractors, mix=with_multi(multi) if multi else None, test_mix=TEST_MIX)
     console = Console()
     for name, rows in (("train", train), ("test", test)):
         path = write_jsonl(out / f"{name}.jsonl", rows)
