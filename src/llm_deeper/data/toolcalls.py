@@ -33,7 +33,7 @@ the same domain (or a built-in one named like an offered one), or a plain
 answer. The tool prompt is most of a single-exchange row, so these rows carry
 more labelled decisions per token (3.25 assistant turns per row at share 0.8
 against 1.73, for 1.23x the tokens). `with_multi(share)` makes such a mix;
-at the speedrun's budget it did not beat the single-exchange mix across seeds.
+at the speedrun's budget it did not beat the single-exchange mix across three seeds.
 
 The test split has its own random stream and a fixed mix (`TEST_MIX`), so the
 held-out set is the same whatever the training size or mix: a recipe change is
@@ -334,8 +334,9 @@ MIX = {"call": 0.14, "parallel": 0.06, "thanks": 0.04, "second_call": 0.0, "chai
 # MULTI_TURNS requests whose kinds are drawn from MULTI_KINDS, MULTI_GENERATED of them over generated tools.
 MULTI_TURNS = (2, 3)
 # Measured against the single-exchange mix at the speedrun's token budget (bench/RESULTS.md, issue 23, 2026-12-07
-# night): these kinds at share 0.8 gained at seed 0 and lost at seed 1, so no recipe uses "multi" yet. "other"
-# (a refusal of another domain's tool) at 0.15, taken from near_miss, did not lift BFCL irrelevance.
+# night): these kinds at share 0.8 gained at seed 0, lost at seed 1 and declined nearly every call at seed 2, so no
+# recipe uses "multi". "other" (a refusal of another domain's tool) at 0.15, taken from near_miss, did not lift BFCL
+# irrelevance.
 MULTI_KINDS = {"call": 0.5, "near_miss": 0.3, "other": 0.0, "chat": 0.2}
 MULTI_GENERATED = 0.7
 NO_CALL_KINDS = ("small_talk", "general", "near_miss", "gen_near_miss", "gen_other")
