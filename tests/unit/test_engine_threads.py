@@ -71,6 +71,24 @@ def test_budget_drops_while_the_machine_is_busy_and_comes_back(monkeypatch):
         torch.set_num_threads(before)
 
 
+def test_a_gap_in_which_we_did_not_run_is_not_read_as_load(monkeypatch):
+    # 10 s stopped while others used both cores, then others busy as we run again; last, a long step of ours under load
+    clock = iter([(0.0, 0.0, 0.0), (10.0, 20.0, 0.0), (10.5, 21.0, 0.0), (20.5, 41.0, 5.0)])
+    monkeypatch.setattr(openmp, "cpu_times", lambda: next(clock))
+    before = torch.get_num_threads()
+    budget = ThreadBudget(most=2, every_s=0.5)
+    budget.cores, budget.checked = 2, -1.0
+    try:
+        assert budget.update() == 2 and budget.others == 0.0  # the stopped gap says nothing about now
+        budget.checked = -1.0
+        assert budget.update() == 1 and budget.others == 1.0  # a fresh reading of both cores taken counts
+        budget.checked = -1.0
+        budget.update()
+        assert budget.others == 1.25  # a long interval in which we ran (a slow step) counts too: (1 + 1.5) / 2
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_the_reading_waits_its_interval(monkeypatch):
     calls = []
     monkeypatch.setattr(openmp, "cpu_times", lambda: calls.append(1) or (time.monotonic(), 0.0, 0.0))

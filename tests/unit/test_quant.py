@@ -123,8 +123,10 @@ def test_default_model_projections_are_q4_1_exactly_and_int4_answers(default_mod
 
 
 @pytest.mark.skipif(not packing_pays(torch.float32), reason="oneDNN packing is used on x86-64 builds with oneDNN only")
-@pytest.mark.parametrize("batch, rows", [(1, 1), (2, 1), (1, 8), (2, 300)])  # one row takes the transposed weight, more the packed one
-def test_a_weight_packed_for_onednn_multiplies_as_f_linear(batch, rows):
+@pytest.mark.parametrize("threads", [1, 2])  # one row on one thread takes the transposed weight, else the packed one
+@pytest.mark.parametrize("batch, rows", [(1, 1), (2, 1), (1, 8), (2, 300)])
+def test_a_weight_packed_for_onednn_multiplies_as_f_linear(batch, rows, threads, monkeypatch):
+    monkeypatch.setattr(torch, "get_num_threads", lambda: threads)  # the path taken, without changing the process's threads
     torch.manual_seed(0)
     weight, bias = torch.randn(96, 64), torch.randn(96)
     packed = PackedWeight(weight)

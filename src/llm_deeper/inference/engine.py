@@ -421,7 +421,9 @@ class Engine:
                 if not self._closed and not self._waiting and not self._running and not self._prefilling:
                     release_idle_threads()  # idle: leave the cores' OpenMP threads to others
                 while not self._closed and not self._waiting and not self._running and not self._prefilling:
-                    self._cv.wait()
+                    # Idle, the budget keeps reading the machine, so the first step after a pause starts from now.
+                    if not self._cv.wait(timeout=self.thread_budget.every_s):
+                        self.thread_budget.update()
                 if self._closed:
                     for request in list(self._waiting) + self._prefilling + self._running:
                         self._finish(request, "cancelled")

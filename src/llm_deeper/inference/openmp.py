@@ -98,6 +98,17 @@ def others_cores(before: tuple[float, float, float], after: tuple[float, float, 
     return max(0.0, (after[1] - before[1]) - (after[2] - before[2])) / seconds
 
 
+def stale(before: tuple[float, float, float], after: tuple[float, float, float], every_s: float) -> bool:
+    """Whether a reading spans a long gap in which this process did not run (it was stopped, e.g. SIGSTOP).
+
+    What others did then says nothing about now: a server paused while another engine
+    ran (bench/bench_vllm_vs_ours.py) read 2 cores taken when resumed and decoded its next
+    second on 1 thread (one stream 22.0 tok/s against 24.6 unpaused).
+    """
+    seconds = after[0] - before[0]
+    return seconds > max(3 * every_s, 2.0) and (after[2] - before[2]) < 0.05 * seconds
+
+
 class ThreadBudget:
     """The engine thread's torch thread count, following what the machine has idle (checked every `every_s`).
 
@@ -128,6 +139,8 @@ class ThreadBudget:
             return self.current
         now = cpu_times()
         reading = others_cores(self.last, now) if self.last is not None and now is not None else None
+        if reading is not None and stale(self.last, now, self.every_s):
+            reading = None
         self.last, self.checked = now, time.monotonic()
         if reading is None:
             return self.current

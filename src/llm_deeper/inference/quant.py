@@ -71,9 +71,11 @@ class PackedWeight:
       once into its blocked layout (what inductor uses for frozen CPU linears). Every projection
       of the default model's 30 layers plus the LM head at 8 rows: 119.4 -> 54.9 ms; at 256
       rows 1,207 -> 975 ms; the engine's 8-row step 96.4 -> 65.3 ms.
-    - one row (a single stream's step): x @ Wᵀ with Wᵀ stored [in, out], which MKL runs as a
-      streaming gemv; oneDNN's packed kernel was 6% slower than F.linear there, this 1.43x
-      faster (the engine's 1-row step 78.1 -> 54.5 ms).
+    - one row (a single stream's step): on 2 threads the packed kernel too. Quiet, the step's
+      matmuls (30 layers and the head) took 23.2 ms packed against 31.7 ms for x @ Wᵀ (MKL's
+      gemv does not use the second thread), and one stream went 24.4 -> 28.6 tok/s in-process.
+      On one thread x @ Wᵀ with Wᵀ stored [in, out] is the faster (30.3 against 35.1 ms; it was
+      1.43x F.linear at 1 thread under load, the 1-row step 78.1 -> 54.5 ms).
     Memory: both copies, twice the projections and the LM head (1,076 MB for the default
     model, beside the model's own 538 MB). Results differ from F.linear by fp32 rounding only.
     """
@@ -89,7 +91,7 @@ class PackedWeight:
     def matmul(self, x, bias=None):
         import torch
 
-        if x.numel() == x.shape[-1]:  # one row
+        if x.numel() == x.shape[-1] and torch.get_num_threads() == 1:  # one row on one thread
             out = torch.matmul(x, self.transposed)
             return out if bias is None else out + bias
         return torch.ops.mkldnn._linear_pointwise(x, self.packed, bias, "none", [], "")
