@@ -9,7 +9,7 @@ import torch
 
 from llm_deeper.errors import UserError
 from llm_deeper.inference.engine import Engine
-from llm_deeper.inference.quant import Int4Weight, Int8Weight, PackedWeight, linear, packing_pays, q4_1_groups
+from llm_deeper.inference.quant import Int4Weight, Int8Weight, PackedWeight, bf16_head_packing_pays, linear, packing_pays, q4_1_groups
 from llm_deeper.inference.runners import LlamaRunner
 from llm_deeper.inference.sampling import SamplingConfig
 from llm_deeper.models.loaders import load_hf_folder
@@ -134,6 +134,17 @@ def test_a_weight_packed_for_onednn_multiplies_as_f_linear(batch, rows, threads,
     # fp32 rounding of 64-term sums of products of unit normals (size ~8): well under 1e-4
     assert torch.allclose(linear(x, packed, bias), torch.nn.functional.linear(x, weight, bias), atol=1e-4, rtol=1e-5)
     assert torch.allclose(linear(x, packed), x @ weight.T, atol=1e-4, rtol=1e-5)  # no bias
+
+
+@pytest.mark.skipif(not bf16_head_packing_pays(), reason="oneDNN's bf16 kernels need AVX-512 BF16 or AMX")
+@pytest.mark.parametrize("rows", [1, 8])
+def test_a_bf16_head_packed_for_onednn_multiplies_as_f_linear(rows):
+    torch.manual_seed(0)
+    weight, x = torch.randn(96, 64).bfloat16(), torch.randn(rows, 64).bfloat16()
+    packed = PackedWeight(weight)
+    assert packed.transposed is None  # bf16 is only packed
+    # bf16 products summed in fp32 and rounded once to bf16 (8 bits of mantissa): within 2 bf16 ulps of values ~8
+    assert torch.allclose(linear(x, packed).float(), torch.nn.functional.linear(x, weight).float(), atol=0.125, rtol=1e-2)
 
 
 def test_only_float32_is_packed():

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Callable, NamedTuple
 
 from ..errors import UserError
-from .quant import linear, quantize
+from .quant import bf16_head_packing_pays, linear, quantize
 
 ROPE_TYPES = ("default", "llama3")  # the rope scalings implemented here; other models use the transformers fallback
 
@@ -181,7 +181,8 @@ class LlamaWeights:
         """Fuse (and maybe quantize) a transformers Llama's tensors; plain tensors are shared, not copied.
 
         The LM head (Q8_0 in the GGUF, tied to the embeddings) loses far more in 4 bits
-        (KL to fp32 0.044 vs 0.0014, bench/RESULTS.md): int4 keeps it bf16.
+        (KL to fp32 0.044 vs 0.0014, bench/RESULTS.md): int4 keeps it bf16, packed for oneDNN where its bf16
+        kernels run (quant.bf16_head_packing_pays).
         `pack`: float projections and the LM head are copied into oneDNN's packed layout and a
         transposed one (quant.PackedWeight: twice their own memory; the embedding stays shared).
         """
@@ -190,7 +191,8 @@ class LlamaWeights:
         body = model.model
         with torch.inference_mode():
             layers = [_fuse_layer(layer, quant, pack) for layer in body.layers]
-            lm_head = quantize(model.lm_head.weight, "int8" if quant == "int8" else None, pack=pack and quant is None)
+            head_pack = (pack and quant is None) or (quant == "int4" and bf16_head_packing_pays())
+            lm_head = quantize(model.lm_head.weight, "int8" if quant == "int8" else None, pack=head_pack)
         return cls(body.embed_tokens.weight, layers, body.norm.weight, lm_head)
 
 
