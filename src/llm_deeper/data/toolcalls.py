@@ -463,6 +463,11 @@ def _refusal(rng: random.Random, split: str, registry, offered: list[str], simil
     return phrasing.format(**scenario.draw(rng, split)), answer
 
 
+def _chat_exchange(rng: random.Random, split: str) -> tuple[str, str]:
+    """(request, answer) that needs no tool: small talk or a knowledge question, even odds."""
+    return rng.choice((SMALL_TALK if rng.random() < 0.5 else GENERAL)[split])
+
+
 def _multi_conversation(rng: random.Random, split: str, registry, distractors: int, meta: dict) -> ChatExample:
     """One tool prompt, then 2-3 requests, each its own decision: a call (→ result → answer), a refusal or a plain answer.
 
@@ -498,7 +503,7 @@ def _multi_conversation(rng: random.Random, split: str, registry, distractors: i
                 messages += [{"role": "user", "content": toolgen.make_request(rng, split, tool)[0]}, {"role": "assistant", "content": toolgen.cannot(tool)}]
                 last = None
             else:
-                prompt, answer = rng.choice((SMALL_TALK if rng.random() < 0.5 else GENERAL)[split])
+                prompt, answer = _chat_exchange(rng, split)
                 messages += [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]
                 last = None
         return ChatExample(messages, [t.schema for t in offered], meta={**meta, "turns": turns, "expected_tool": last})
@@ -510,7 +515,7 @@ def _multi_conversation(rng: random.Random, split: str, registry, distractors: i
             messages += exchange + [{"role": "assistant", "content": answer}]
             last = scenario.tool
         else:
-            request, answer = _refusal(rng, split, registry, offered, kind == "near_miss") if kind != "chat" else rng.choice((SMALL_TALK if rng.random() < 0.5 else GENERAL)[split])
+            request, answer = _refusal(rng, split, registry, offered, kind == "near_miss") if kind != "chat" else _chat_exchange(rng, split)
             messages += [{"role": "user", "content": request}, {"role": "assistant", "content": answer}]
             last = None
     return ChatExample(messages, registry.subset(offered).schemas(), meta={**meta, "turns": turns, "expected_tool": last})  # the last request's tool

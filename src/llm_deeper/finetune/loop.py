@@ -187,7 +187,7 @@ def train(config: FinetuneConfig, on_log: Callable[[StepLog], None] | None = Non
     counts = parameter_counts(model)
     result = TrainResult(
         train_losses=progress.train_losses, eval_losses=progress.eval_losses, steps=progress.step, seconds=progress.seconds,
-        tokens_per_s=progress.tokens / max(progress.seconds, 1e-9), start_step=start, halted=halted, rank=info.rank,
+        tokens_per_s=progress.tokens / max(progress.seconds, 1e-9), tokens=progress.tokens, start_step=start, halted=halted, rank=info.rank,
         world=info.world, sharding=config.sharding if info.enabled else "none", dtype=config.base_dtype,
         param_mb=local_mb(loss_module.parameters()), optimizer_mb=local_mb(v for state in optimizer.state.values() for v in state.values()),
         peak_rss_mb=peak_rss_mb(), output=config.output, method=config.method, trainable=counts[0], total=counts[1], notes=notes,

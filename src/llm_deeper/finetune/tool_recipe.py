@@ -99,7 +99,7 @@ class ToolRecipeResult:
             "train steps": self.train.steps,
             "train seconds": round(self.train.seconds, 1),
             "train tokens/s": round(self.train.tokens_per_s, 1),
-            "train tokens": round(self.train.tokens_per_s * self.train.seconds),  # unpadded; the stage's budget is ~48k (issue 23)
+            "train tokens": self.train.tokens,  # unpadded; the stage's budget is ~48k (issue 23)
             "trainable params": self.train.trainable,
             "loss curve": str(self.loss_curve),
         }

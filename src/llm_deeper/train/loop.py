@@ -57,6 +57,7 @@ class TrainResult:
     steps: int  # optimizer steps done
     seconds: float  # wall time of the training steps (evaluation and saving excluded)
     tokens_per_s: float  # input tokens per second of training, all processes
+    tokens: int = 0  # input tokens trained on in this run (padding excluded), all processes
     start_step: int = 0  # steps already done when this run started (resume)
     halted: bool = False  # stopped early on purpose (fine-tuning's halt_after); --resume continues
     rank: int = 0  # this process's rank
