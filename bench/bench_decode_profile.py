@@ -1,4 +1,4 @@
-"""Where an fp32 decode step of the engine spends its time, 1 and 8 rows, beside the machine's physical limit.
+"""Where an fp32 decode step (or a long prompt's prefill) of the engine spends its time, beside the machine's limit.
 
 Default model, the engine's runner (eager, as served by default), a 64-token
 prompt in every slot, then decode steps. For each batch size: milliseconds per
@@ -10,10 +10,18 @@ row's KV cache), so it cannot take less than bytes ÷ memory bandwidth; the
 bandwidth is measured here (sum of a 1 GiB tensor, best of 5, the engine's
 thread count).
 
+`--prefill N`: instead, the prefill of one N-token prompt (the TTFT row of
+bench_vllm_vs_ours.py, whose prompt is ~1,000 tokens) through the runner's
+`prefill`, as the engine runs a prompt that arrives while nothing decodes:
+milliseconds per prefill (median of `--steps`), the same grouping plus the
+attention kernel, the linears' GFLOP/s, and the minor page faults a prefill takes
+(`--default-malloc` leaves glibc's thresholds as they are, inference/memory.py).
+
 Run it as is, and with the AVX2-only kernel variables to see an AVX2 EPYC's
 kernels on an AVX-512 machine:
 
     .venv/bin/python bench/bench_decode_profile.py [--steps 16]
+    .venv/bin/python bench/bench_decode_profile.py --prefill 1000 --steps 5
     ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 .venv/bin/python bench/bench_decode_profile.py
 
 Prints one JSON object.
@@ -23,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import resource
 import statistics
 import time
 
@@ -38,6 +47,7 @@ GROUPS = {
     "rope": ("aten::cat", "aten::neg"),
     "norm_and_swiglu": ("aten::pow", "aten::mean", "aten::rsqrt", "aten::silu", "aten::mul", "aten::add", "aten::to", "aten::_to_copy"),
     "embedding": ("aten::embedding", "aten::index_select"),
+    "attention": ("aten::_scaled_dot_product_flash_attention_for_cpu", "aten::_scaled_dot_product_attention_math"),
 }
 
 
@@ -77,32 +87,63 @@ def step_bytes(runner, batch: int, length: int) -> int:
 
 
 def profile(runner, batch: int, steps: int, start: int) -> dict:
-    import torch
-    from torch.profiler import ProfilerActivity
-    from torch.profiler import profile as torch_profile
-
     tokens, adapters = [17] * batch, [None] * batch
     times = []
     for step in range(steps):
         begin = time.perf_counter()
         runner.decode(tokens, [start + step] * batch, adapters)
         times.append(time.perf_counter() - begin)
+    entry = {"ms_per_step": round(statistics.median(times) * 1e3, 2)}
+    return entry | by_group(lambda step: runner.decode(tokens, [start + steps + step] * batch, adapters), "step")
+
+
+def by_group(run, unit: str, calls: int = 4) -> dict:
+    """torch.profiler's self CPU time of `calls` runs of `run(i)`, per run: total, op count, share by group, top ops."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
     with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
-        for step in range(4):
-            runner.decode(tokens, [start + steps + step] * batch, adapters)
+        for index in range(calls):
+            run(index)
     by_op = collections.Counter()
-    calls = 0
+    ops = 0
     for event in prof.key_averages():
-        by_op[event.key] += event.self_cpu_time_total / 4 / 1e3  # ms per step
-        calls += event.count
+        by_op[event.key] += event.self_cpu_time_total / calls / 1e3  # ms per run
+        ops += event.count
     total = sum(by_op.values())
     grouped = collections.Counter()
     for op, ms in by_op.items():
         group = next((g for g, names in GROUPS.items() if op in names), "other")
         grouped[group] += ms
-    return {"ms_per_step": round(statistics.median(times) * 1e3, 2), "profiled_ms_per_step": round(total, 2), "ops_per_step": calls // 4,
+    return {f"profiled_ms_per_{unit}": round(total, 2), f"ops_per_{unit}": ops // calls,
+            "ms_by_group": {g: round(ms, 1) for g, ms in grouped.most_common()},
             "share_by_group": {g: round(ms / total, 3) for g, ms in grouped.most_common()},
             "top_ops_ms": {op: round(ms, 2) for op, ms in by_op.most_common(8)}}
+
+
+def profile_prefill(runner, length: int, steps: int) -> dict:
+    """One `length`-token prompt prefilled into slot 0, `steps` times: ms each, page faults, linears' GFLOP/s."""
+    prompt = [100 + (7 * i) % 40000 for i in range(length)]  # token ids only: a prefill's cost does not depend on them
+    runner.prefill(0, prompt, None)  # warm-up: cache growth, kernel choice, the heap's first growth
+    times, cpu_times, faults = [], [], []
+    for _ in range(steps):
+        before, cpu_before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, time.process_time()
+        begin = time.perf_counter()
+        runner.prefill(0, prompt, None)
+        times.append(time.perf_counter() - begin)
+        cpu_times.append(time.process_time() - cpu_before)
+        faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+    # CPU time of all threads (spinning at barriers included): under load it moves less than the wall time
+    entry = {"tokens": length, "ms_per_prefill": round(statistics.median(times) * 1e3, 1), "ms_each": [round(t * 1e3, 1) for t in times],
+             "cpu_ms_per_prefill": round(statistics.median(cpu_times) * 1e3, 1), "minor_page_faults_per_prefill": int(statistics.median(faults))}
+    entry |= by_group(lambda _: runner.prefill(0, prompt, None), "prefill", calls=2)
+    config = runner.config
+    weights_per_token = config.layers * config.hidden * (config.heads * config.head_dim + 2 * config.kv_heads * config.head_dim
+                                                         + config.heads * config.head_dim + 3 * runner.weights.layers[0].down.weight.shape[1])
+    linear_ms = entry["ms_by_group"].get("matmul", 0.0)
+    entry["linear_gflop"] = round(2 * weights_per_token * length / 1e9, 1)  # the head runs on the last position only
+    entry["linear_gflop_per_s"] = round(entry["linear_gflop"] / linear_ms * 1e3, 1) if linear_ms else None
+    return entry
 
 
 def main() -> None:
@@ -110,6 +151,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=16, help="timed decode steps per batch size")
     parser.add_argument("--batches", default="1,8")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, the engine's default)")
+    parser.add_argument("--prefill", type=int, default=0, help="profile the prefill of one prompt of this many tokens instead")
+    parser.add_argument("--default-malloc", action="store_true", help="leave glibc's malloc thresholds as they are (an A/B of inference/memory.py)")
     args = parser.parse_args()
 
     import torch
@@ -117,11 +160,22 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
+    from llm_deeper.inference import runners
     from llm_deeper.inference.runners import LlamaRunner
     from llm_deeper.models.loaders import load_model
 
-    batches = [int(b) for b in args.batches.split(",")]
+    if args.default_malloc:
+        runners.keep_freed_memory = lambda: False
     loaded = load_model("smollm2-135m-instruct")
+    if args.prefill:
+        runner = LlamaRunner(loaded.model, 1, args.prefill + 1)
+        with torch.inference_mode():
+            entry = profile_prefill(runner, args.prefill, args.steps)
+        progress(f"prefill: {entry}")
+        report("prefill_profile", {"dtype": "float32", "threads": torch.get_num_threads(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+                                   "malloc": "glibc default" if args.default_malloc else "thresholds fixed (inference/memory.py)", "prefill": entry})
+        return
+    batches = [int(b) for b in args.batches.split(",")]
     runner = LlamaRunner(loaded.model, max(batches), 1024)
     prompt = list(range(100, 164))
     with torch.inference_mode():

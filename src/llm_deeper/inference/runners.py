@@ -18,6 +18,7 @@ from typing import NamedTuple, Protocol
 
 from . import llama
 from .kv_cache import SlotKVCache
+from .memory import keep_freed_memory
 from .quant import packing_pays
 
 
@@ -64,6 +65,7 @@ class LlamaRunner:
         import torch
 
         llama.check_supported(model)
+        keep_freed_memory()  # a prefill reuses the memory the last one freed, instead of page-faulting (memory.py)
         self.quant = quant  # None, or "int8"/"int4": quantized projections (int8 also the LM head); bf16 activations
         self.model = model
         self.config = llama.LlamaConfig.from_hf(model.config)
@@ -315,6 +317,7 @@ class HFRunner:
 
         if adapters:
             raise_unsupported_lora(model)
+        keep_freed_memory()
         self.model = model
         self.caches: list = [None] * slots
         self.torch = torch
