@@ -52,7 +52,11 @@ def test_rotation_equals_transformers():
     cos, sin = llama.rope_tables(ours, 20, torch.float32)
     q, k = torch.randn(2, 4, 20, 16), torch.randn(2, 2, 20, 16)
     q_hf, k_hf = apply_rotary_pos_emb(q, k, cos.unsqueeze(0), sin.unsqueeze(0))
-    assert torch.equal(llama.rotate(q, cos, sin), q_hf) and torch.equal(llama.rotate(k, cos, sin), k_hf)
+    signed = llama.signed_sin(sin)
+    assert torch.equal(llama.rotate(q, cos, signed), q_hf) and torch.equal(llama.rotate(k, cos, signed), k_hf)
+    for dtype in (torch.bfloat16,):  # bit for bit in bf16 too (the int4/bf16 engines rotate in bf16)
+        q_hf, k_hf = apply_rotary_pos_emb(q.to(dtype), k.to(dtype), cos.to(dtype).unsqueeze(0), sin.to(dtype).unsqueeze(0))
+        assert torch.equal(llama.rotate(q.to(dtype), cos.to(dtype), signed.to(dtype)), q_hf)
 
 
 @pytest.mark.parametrize("overrides", [{}, {"attention_bias": True, "mlp_bias": True}, {"rope_parameters": LLAMA3}],

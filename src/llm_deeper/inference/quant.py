@@ -89,12 +89,16 @@ class PackedWeight:
             self.transposed = weight.detach().t().contiguous() if weight.dtype == torch.float32 else None
         self.shape = weight.shape
 
-    def matmul(self, x, bias=None):
+    def matmul(self, x, bias=None, residual=None):
+        """x @ weightᵀ (+ bias) (+ residual: added by oneDNN as the result is written, bit for bit the same sum)."""
         import torch
 
         if self.transposed is not None and x.numel() == x.shape[-1] and torch.get_num_threads() == 1:  # one row, one thread
             out = torch.matmul(x, self.transposed)
-            return out if bias is None else out + bias
+            out = out if bias is None else out + bias
+            return out if residual is None else out.add_(residual)
+        if residual is not None:
+            return torch.ops.mkldnn._linear_pointwise.binary(x, residual, self.packed, bias, "add")
         return torch.ops.mkldnn._linear_pointwise(x, self.packed, bias, "none", [], "")
 
 
@@ -143,13 +147,19 @@ def quantize(weight, kind: str | None, pack: bool = False):
     return Int8Weight(weight) if kind == "int8" else Int4Weight(weight)
 
 
-def linear(x, weight, bias=None):
-    """F.linear, or the packed kernel for a quantized or oneDNN-packed weight."""
+def linear(x, weight, bias=None, residual=None):
+    """F.linear (+ `residual`, a tensor of the output's shape), or the packed kernel for a quantized or oneDNN-packed weight.
+
+    A residual is added into the fresh output in place (fused into the oneDNN kernel for a packed
+    weight): the same numbers as `residual + linear(x)`, without a second output tensor.
+    """
     import torch.nn.functional as F
 
     if isinstance(weight, PackedWeight):
-        return weight.matmul(x, bias)
+        return weight.matmul(x, bias, residual)
     if not isinstance(weight, (Int8Weight, Int4Weight)):
-        return F.linear(x, weight, bias)
-    out = weight.matmul(x.reshape(-1, x.shape[-1]).contiguous()).view(*x.shape[:-1], weight.shape[0])
-    return out + bias if bias is not None else out
+        out = F.linear(x, weight, bias)
+    else:
+        out = weight.matmul(x.reshape(-1, x.shape[-1]).contiguous()).view(*x.shape[:-1], weight.shape[0])
+        out = out + bias if bias is not None else out
+    return out if residual is None else out.add_(residual)

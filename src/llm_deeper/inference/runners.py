@@ -83,8 +83,9 @@ class LlamaRunner:
         self.adapters = adapters or {}
         self.cache = SlotKVCache(self.config.layers, slots, self.config.kv_heads, self.config.head_dim, max_len, self.dtype)
         self.torch = torch
-        # RoPE cos/sin for every position, computed once; a step only indexes them.
-        self.cos, self.sin = llama.rope_tables(self.config, max_len, self.dtype)
+        # RoPE cos/sin for every position, computed once (sin signed for llama.rotate); a step only indexes them.
+        self.cos, sin = llama.rope_tables(self.config, max_len, self.dtype)
+        self.sin = llama.signed_sin(sin)
         self.compiled = None  # the torch.compile'd decode step, once `compile()` ran
 
     # -- per-request LoRA ---------------------------------------------------------
