@@ -71,8 +71,12 @@ def test_whole_model_logits_equal_transformers(overrides):
     assert isinstance(runner, LlamaRunner)
     got = runner.prompt_logits(ids)
     assert torch.allclose(got, expected, atol=1e-5, rtol=1e-4)  # fp32, other kernels: rounding ~4·eps·√(width·layers) relative, far under 1e-4
+    cached = [t[0, :, :100].clone() for t in runner.cache.keys + runner.cache.values]
+    # a prefill runs its last layer for the last position alone: the same scores there, and the same cache
+    assert torch.allclose(runner.prefill(0, ids, None), expected[-1], atol=1e-5, rtol=1e-4)
+    assert all(torch.equal(t[0, :, :100], before) for t, before in zip(runner.cache.keys + runner.cache.values, cached))
     # decoding one token at a time through the cache gives the same scores as the whole prompt
-    runner.prefill(0, ids[:60], None)
+    assert torch.allclose(runner.prefill(0, ids[:60], None), expected[59], atol=1e-5, rtol=1e-4)
     for position in range(60, 100):
         step = runner.decode([ids[position]], [position], [None])[0]
         assert torch.allclose(step, expected[position], atol=1e-5, rtol=1e-4)

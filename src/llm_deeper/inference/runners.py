@@ -117,7 +117,7 @@ class LlamaRunner:
     def prefill(self, slot: int, ids: list[int], adapter: str | None, start: int = 0):
         """Run prompt positions start.. (0..start-1 already cached), fill the slot's cache, return the last position's logits [V]."""
         with self.torch.inference_mode():
-            return llama.logits(self.config, self.weights, self._prompt_hidden(slot, ids, adapter, start)[:, -1])[0]
+            return llama.logits(self.config, self.weights, self._prompt_hidden(slot, ids, adapter, start, last_only=True)[:, -1])[0]
 
     def prefill_many(self, chunks: list[PromptChunk]):
         """Several prompts' chunks in one forward; logits [len(chunks), V] at each chunk's last position.
@@ -177,8 +177,8 @@ class LlamaRunner:
         with self.torch.inference_mode():
             return llama.logits(self.config, self.weights, self._prompt_hidden(0, ids, adapter))[0]
 
-    def _prompt_hidden(self, slot: int, ids: list[int], adapter: str | None, start: int = 0):
-        """The final hidden states of prompt positions start.. [1, T - start, H]; fills the slot's cache."""
+    def _prompt_hidden(self, slot: int, ids: list[int], adapter: str | None, start: int = 0, last_only: bool = False):
+        """The final hidden states of prompt positions start.. [1, T - start, H] (the last one alone: `last_only`); fills the slot's cache."""
         torch = self.torch
         import torch.nn.functional as F
 
@@ -194,13 +194,16 @@ class LlamaRunner:
                 keys, values = self.cache.keys[i], self.cache.values[i]
                 keys[slot, :, start:stop] = k[0]
                 values[slot, :, start:stop] = v[0]
+                if q.shape[2] == 1 < k.shape[2]:  # the last position alone (llama.block's last_only): it sees every position
+                    return F.scaled_dot_product_attention(q, keys[slot:slot + 1, :, :stop], values[slot:slot + 1, :, :stop],
+                                                          scale=self.scale, enable_gqa=self.groups > 1)
                 if mask is None:
                     return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=self.scale, enable_gqa=self.groups > 1)
                 return F.scaled_dot_product_attention(q, keys[slot:slot + 1, :, :stop], values[slot:slot + 1, :, :stop], attn_mask=mask,
                                                       scale=self.scale, enable_gqa=self.groups > 1)
 
             hook = self._lora_hook([(adapter, None)] if adapter else [])
-            return llama.forward(self.config, self.weights, tokens, cos, sin, attend, hook)
+            return llama.forward(self.config, self.weights, tokens, cos, sin, attend, hook, last_only=last_only)
 
     # -- decoding -----------------------------------------------------------------
     def decode(self, tokens: list[int], positions: list[int], adapters: list[str | None]):
