@@ -7,7 +7,7 @@ import torch
 
 from llm_deeper.errors import UserError
 from llm_deeper.inference.engine import Engine
-from llm_deeper.inference.runners import make_runner
+from llm_deeper.inference.runners import causal_after_cached, make_runner
 from llm_deeper.inference.sampling import SamplingConfig
 from llm_deeper.models.loaders import load_hf_folder
 
@@ -26,6 +26,21 @@ def test_runner_prefill_in_chunks_equals_prefill_whole(tiny_llama_dir):
     reference = make_runner(model, 2, 256)
     reference.prefill(1, ids, None)
     assert torch.allclose(runner.cache.keys[0][1, :, :100], reference.cache.keys[0][1, :, :100], atol=1e-5)  # layer 0: one projection of O(1) values
+
+
+@pytest.mark.parametrize("dtype, tolerance", [(torch.float32, 1e-6), (torch.bfloat16, 2e-2)])
+def test_chunk_after_cached_positions_attends_as_one_masked_attention(dtype, tolerance):
+    """The chunk's two attentions (past, own causal), merged by log-sum-exp, equal one SDPA under the causal mask."""
+    torch.manual_seed(0)
+    past, length = 40, 70
+    q = torch.randn(1, 6, length, 16, dtype=dtype)  # 6 query heads over 2 KV heads
+    keys, values = torch.randn(1, 2, past + length, 16, dtype=dtype), torch.randn(1, 2, past + length, 16, dtype=dtype)
+    mask = torch.arange(past + length).unsqueeze(0) <= torch.arange(past, past + length).unsqueeze(1)
+    expected = torch.nn.functional.scaled_dot_product_attention(q.float(), keys.float(), values.float(), attn_mask=mask, scale=0.25, enable_gqa=True)
+    got = causal_after_cached(q, keys[:, :, past:], values[:, :, past:], keys[:, :, :past], values[:, :, :past], 0.25, mask)
+    assert got.dtype == dtype and got.shape == expected.shape
+    # fp32: both sum the same products in another order (~eps · √length relative); bf16: the inputs' own rounding dominates
+    assert torch.allclose(got.float(), expected, atol=tolerance, rtol=tolerance)
 
 
 def test_long_prompt_is_prefilled_between_decode_steps_and_outputs_stay_greedy(tiny_llama_dir):
