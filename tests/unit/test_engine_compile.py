@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from llm_deeper.inference.engine import Engine
+from llm_deeper.inference.runners import compile_cache_dir
 from llm_deeper.inference.sampling import SamplingConfig
 
 PROMPTS = [[{"role": "user", "content": "hello there"}], [{"role": "user", "content": "count to ten, slowly please"}],
@@ -12,7 +15,11 @@ PROMPTS = [[{"role": "user", "content": "hello there"}], [{"role": "user", "cont
 
 
 @pytest.mark.slow  # inductor compiles C++ for a minute or so on 2 cores
-def test_compiled_decode_matches_eager_in_a_shared_batch(tiny_llama_dir):
+def test_compiled_decode_matches_eager_in_a_shared_batch(tiny_llama_dir, monkeypatch):
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    # what the variable holds once anything in the process touched inductor: the shared /tmp folder
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", default_cache_dir())
     eager = Engine.load(str(tiny_llama_dir), max_batch=4)
     compiled = Engine.load(str(tiny_llama_dir), max_batch=4, compile_decode=True)
     try:
@@ -22,6 +29,15 @@ def test_compiled_decode_matches_eager_in_a_shared_batch(tiny_llama_dir):
         for prompt, request in zip(PROMPTS, requests):
             assert request.result().token_ids == eager.generate(prompt, config).token_ids
         assert compiled.runner.compiled is not None
+        assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(compile_cache_dir())  # ours, keyed by torch, kernels and source
     finally:
         eager.close()
         compiled.close()
+
+
+def test_the_compile_cache_is_keyed_by_the_cpu_kernel_set(monkeypatch):
+    """Steps compiled under the AVX2 kernel variables, loaded without them, gave wrong tokens and aborted (runners.py)."""
+    monkeypatch.delenv("ATEN_CPU_CAPABILITY", raising=False)
+    native = compile_cache_dir()
+    monkeypatch.setenv("ATEN_CPU_CAPABILITY", "avx2")
+    assert compile_cache_dir() != native and compile_cache_dir().parent == native.parent

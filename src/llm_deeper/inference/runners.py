@@ -268,16 +268,19 @@ class LlamaRunner:
         Rows with a LoRA adapter keep the eager step.
 
         Inductor keeps what it compiled (its FX-graph and AOTAutograd caches) on disk,
-        here under the artifact folder (`compile-cache/`, unless TORCHINDUCTOR_CACHE_DIR
+        here under the artifact folder (`compile_cache_dir()`, unless TORCHINDUCTOR_CACHE_DIR
         says otherwise), so a restart of the same model re-traces but does not recompile.
         """
         import os
         import time
 
-        from ..paths import artifact_dir
+        from torch._inductor.runtime.cache_dir_utils import default_cache_dir
 
         torch = self.torch
-        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(artifact_dir("compile-cache")))
+        # Inductor writes its own default (/tmp/torchinductor_<user>) into the variable the first time
+        # anything in the process asks for its cache: that one is replaced too, only a user's choice stays.
+        if os.environ.get("TORCHINDUCTOR_CACHE_DIR") in (None, os.path.abspath(default_cache_dir())):
+            os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(compile_cache_dir())
         start = time.perf_counter()
         if self.packed:  # inductor traces plain tensors, not oneDNN's opaque ones (it plans its own kernels)
             self.weights, self.packed = llama.LlamaWeights.from_hf(self.model, self.quant), False
@@ -324,6 +327,31 @@ def causal_after_cached(q, k, v, past_keys, past_values, scale: float, mask):
     if own.dtype != weight.dtype:  # bf16: merged in fp32, rounded once
         return torch.lerp(own.float(), past.float(), weight).to(own.dtype)
     return torch.lerp(own, past, weight)
+
+
+def compile_cache_dir():
+    """Inductor's on-disk cache for the compiled decode step: one folder per torch, CPU kernel set and engine source.
+
+    Inductor's keys cover the traced graph, not everything its artifacts depend on: steps
+    compiled in a run with the AVX2 kernel variables (ATEN_CPU_CAPABILITY=avx2 and friends)
+    and an older engine, loaded later from the shared /tmp folder, returned wrong tokens
+    and aborted the process on an index check inside a parallel loop (the test suite, 2026-12-08).
+    """
+    import hashlib
+    import os
+    from pathlib import Path
+
+    import torch
+
+    from ..paths import artifact_dir
+
+    digest = hashlib.sha256()
+    for source in sorted(Path(__file__).parent.glob("*.py")):  # the engine's code, what the step is traced from
+        digest.update(source.read_bytes())
+    for variable in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS"):
+        digest.update(f"{variable}={os.environ.get(variable, '')};".encode())
+    key = f"torch-{torch.__version__}-{torch.backends.cpu.get_cpu_capability().lower()}-{digest.hexdigest()[:12]}"
+    return artifact_dir("compile-cache") / key
 
 
 def _adapter_groups(adapters: list[str | None]):
