@@ -16,12 +16,14 @@ bench_vllm_vs_ours.py, whose prompt is ~1,000 tokens) through the runner's
 milliseconds per prefill (median of `--steps`), the same grouping plus the
 attention kernel, the linears' GFLOP/s, and the minor page faults a prefill takes
 (`--default-malloc` leaves glibc's thresholds as they are, inference/memory.py).
+`--cached 16` prefills the prompt after its first 16 tokens are in the cache, as
+the served TTFT row does (its chat-template system prompt is a cached block).
 
 Run it as is, and with the AVX2-only kernel variables to see an AVX2 EPYC's
 kernels on an AVX-512 machine:
 
     .venv/bin/python bench/bench_decode_profile.py [--steps 16]
-    .venv/bin/python bench/bench_decode_profile.py --prefill 1000 --steps 5
+    .venv/bin/python bench/bench_decode_profile.py --prefill 1036 --cached 16 --steps 5
     ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 .venv/bin/python bench/bench_decode_profile.py
 
 Prints one JSON object.
@@ -121,27 +123,30 @@ def by_group(run, unit: str, calls: int = 4) -> dict:
             "top_ops_ms": {op: round(ms, 2) for op, ms in by_op.most_common(8)}}
 
 
-def profile_prefill(runner, length: int, steps: int) -> dict:
-    """One `length`-token prompt prefilled into slot 0, `steps` times: ms each, page faults, linears' GFLOP/s."""
+def profile_prefill(runner, length: int, steps: int, cached: int = 0) -> dict:
+    """One `length`-token prompt prefilled into slot 0 after its first `cached` tokens, `steps` times: ms each, page faults, GFLOP/s."""
     prompt = [100 + (7 * i) % 40000 for i in range(length)]  # token ids only: a prefill's cost does not depend on them
-    runner.prefill(0, prompt, None)  # warm-up: cache growth, kernel choice, the heap's first growth
+    runner.prefill(0, prompt, None)  # warm-up: cache growth, kernel choice, the heap's first growth; leaves the cached part in place
     times, cpu_times, faults = [], [], []
     for _ in range(steps):
         before, cpu_before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, time.process_time()
         begin = time.perf_counter()
-        runner.prefill(0, prompt, None)
+        runner.prefill(0, prompt, None, start=cached)
         times.append(time.perf_counter() - begin)
         cpu_times.append(time.process_time() - cpu_before)
         faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
     # CPU time of all threads (spinning at barriers included): under load it moves less than the wall time
-    entry = {"tokens": length, "ms_per_prefill": round(statistics.median(times) * 1e3, 1), "ms_each": [round(t * 1e3, 1) for t in times],
+    entry = {"tokens": length, "cached_tokens": cached, "ms_per_prefill": round(statistics.median(times) * 1e3, 1), "ms_each": [round(t * 1e3, 1) for t in times],
              "cpu_ms_per_prefill": round(statistics.median(cpu_times) * 1e3, 1), "minor_page_faults_per_prefill": int(statistics.median(faults))}
-    entry |= by_group(lambda _: runner.prefill(0, prompt, None), "prefill", calls=2)
+    entry |= by_group(lambda _: runner.prefill(0, prompt, None, start=cached), "prefill", calls=2)
     config = runner.config
-    weights_per_token = config.layers * config.hidden * (config.heads * config.head_dim + 2 * config.kv_heads * config.head_dim
-                                                         + config.heads * config.head_dim + 3 * runner.weights.layers[0].down.weight.shape[1])
+    qkv = config.hidden * (config.heads + 2 * config.kv_heads) * config.head_dim  # weights a token meets per layer
+    rest = config.hidden * (config.heads * config.head_dim + 3 * runner.weights.layers[0].down.weight.shape[1])  # o, gate|up, down
+    # every new token through every q|k|v, and through the rest of each layer but the last (llama.block's last_only);
+    # the last position alone through the last layer's rest and the head
+    macs = (length - cached) * (config.layers * qkv + (config.layers - 1) * rest) + rest + config.hidden * runner.weights.embed.shape[0]
     linear_ms = entry["ms_by_group"].get("matmul", 0.0)
-    entry["linear_gflop"] = round(2 * weights_per_token * length / 1e9, 1)  # the head runs on the last position only
+    entry["linear_gflop"] = round(2 * macs / 1e9, 1)
     entry["linear_gflop_per_s"] = round(entry["linear_gflop"] / linear_ms * 1e3, 1) if linear_ms else None
     return entry
 
@@ -152,6 +157,7 @@ def main() -> None:
     parser.add_argument("--batches", default="1,8")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, the engine's default)")
     parser.add_argument("--prefill", type=int, default=0, help="profile the prefill of one prompt of this many tokens instead")
+    parser.add_argument("--cached", type=int, default=0, help="with --prefill: tokens already cached before it (the served TTFT row: 16)")
     parser.add_argument("--default-malloc", action="store_true", help="leave glibc's malloc thresholds as they are (an A/B of inference/memory.py)")
     args = parser.parse_args()
 
@@ -170,7 +176,7 @@ def main() -> None:
     if args.prefill:
         runner = LlamaRunner(loaded.model, 1, args.prefill + 1)
         with torch.inference_mode():
-            entry = profile_prefill(runner, args.prefill, args.steps)
+            entry = profile_prefill(runner, args.prefill, args.steps, args.cached)
         progress(f"prefill: {entry}")
         report("prefill_profile", {"dtype": "float32", "threads": torch.get_num_threads(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
                                    "malloc": "glibc default" if args.default_malloc else "thresholds fixed (inference/memory.py)", "prefill": entry})
