@@ -6,7 +6,7 @@ once more than the trim threshold is free. Both thresholds adapt upwards as bloc
 are freed, but not to a prefill's pattern: every layer allocates and frees tens of
 MB ([1036, 3072] fp32 for gate|up alone is 12.7 MB), so each layer wrote to fresh
 pages the kernel first had to fault in and zero. A 1,036-token prefill of the default
-model took 218,550 minor page faults (~900 MB of zeroed pages) and ~12% more CPU
+model took 218,550 minor page faults (~900 MB of zeroed pages) and ~13% more CPU
 time than with the thresholds fixed high, which leaves 0 faults (bench/RESULTS.md).
 vLLM gets the same from tcmalloc, which it preloads on CPU.
 
