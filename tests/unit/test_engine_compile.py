@@ -29,6 +29,8 @@ def test_compiled_decode_matches_eager_in_a_shared_batch(tiny_llama_dir, monkeyp
         for prompt, request in zip(PROMPTS, requests):
             assert request.result().token_ids == eager.generate(prompt, config).token_ids
         assert compiled.runner.compiled is not None
+        # prompts keep the eager engine's weights (oneDNN-packed where that pays); only the compiled step has plain ones
+        assert type(compiled.runner.weights.layers[0].qkv.weight) is type(eager.runner.weights.layers[0].qkv.weight)
         assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(compile_cache_dir())  # ours, keyed by torch, kernels and source
     finally:
         eager.close()
