@@ -197,14 +197,15 @@ class LlamaWeights:
         (KL to fp32 0.044 vs 0.0014, bench/RESULTS.md): int4 keeps it bf16, packed for oneDNN where its bf16
         kernels run (quant.bf16_head_packing_pays).
         `pack`: float projections and the LM head are copied into oneDNN's packed layout and a
-        transposed one (quant.PackedWeight: twice their own memory; the embedding stays shared).
+        transposed one (quant.PackedWeight: twice their own memory; the embedding stays shared);
+        with int4, its bf16 head is packed where that pays.
         """
         import torch
 
         body = model.model
         with torch.inference_mode():
             layers = [_fuse_layer(layer, quant, pack) for layer in body.layers]
-            head_pack = (pack and quant is None) or (quant == "int4" and bf16_head_packing_pays())
+            head_pack = pack and (quant is None or (quant == "int4" and bf16_head_packing_pays()))
             lm_head = quantize(model.lm_head.weight, "int8" if quant == "int8" else None, pack=head_pack)
         return cls(body.embed_tokens.weight, layers, body.norm.weight, lm_head)
 

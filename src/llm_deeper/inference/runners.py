@@ -78,7 +78,8 @@ class LlamaRunner:
         # (fewer, larger kernels per decode step; the fused weights are copied once),
         # float32 ones also laid out for this CPU's fast kernels where that pays (quant.PackedWeight:
         # the engine's 1-row step 1.55x and 8-row step 2.27x faster than with F.linear on the AMD EPYC).
-        self.packed = not quant and (packing_pays(self.dtype) if pack is None else pack)  # None: where it pays
+        # None: where it pays (float32 projections and head; int4's bf16 head, see LlamaWeights.from_hf)
+        self.packed = quant != "int8" and (packing_pays(torch.float32 if quant else self.dtype) if pack is None else pack)
         self.weights = llama.LlamaWeights.from_hf(model, quant, pack=self.packed)
         self.adapters = adapters or {}
         self.cache = SlotKVCache(self.config.layers, slots, self.config.kv_heads, self.config.head_dim, max_len, self.dtype)
