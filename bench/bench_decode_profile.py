@@ -161,10 +161,11 @@ def on_a_thread(work):
 
     import torch
 
-    result = {}
+    result, threads = {}, torch.get_num_threads()
 
     def run():
         try:
+            torch.set_num_threads(threads)  # a new thread starts with OpenMP's own default (1 here), not the caller's
             with torch.inference_mode():
                 result["value"] = work()
         except BaseException as error:  # raised again on the calling thread
