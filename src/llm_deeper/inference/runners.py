@@ -273,6 +273,7 @@ class LlamaRunner:
         here under the artifact folder (`compile_cache_dir()`, unless TORCHINDUCTOR_CACHE_DIR
         says otherwise), so a restart of the same model re-traces but does not recompile.
         """
+        import dataclasses
         import functools
         import os
         import time
@@ -289,7 +290,10 @@ class LlamaRunner:
         # compiled step gets plain fused weights of its own, and the eager paths (prompts, LoRA rows) keep
         # the packed ones, whose kernel prefills faster than F.linear (a 1,000-token prompt 1.11x, quiet).
         # The price: the fused q|k|v and gate|up weights once more (~280 MB for the default model in fp32).
-        plain = llama.LlamaWeights.from_hf(self.model, self.quant) if self.packed else self.weights
+        plain = self.weights
+        if self.packed:  # int4 packed only its bf16 head: the same int4 layers, with the model's own head
+            plain = (dataclasses.replace(self.weights, lm_head=self.model.lm_head.weight) if self.quant
+                     else llama.LlamaWeights.from_hf(self.model, None))
         compiled = torch.compile(functools.partial(self._decode, weights=plain), dynamic=True)
         self.cache.grow(2)
         with torch.inference_mode():
