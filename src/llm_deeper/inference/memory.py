@@ -25,8 +25,8 @@ M_MMAP_THRESHOLD = -3
 # glibc's largest mmap threshold on 64-bit (half its 64 MB heap size): blocks up to this come from a heap.
 MMAP_THRESHOLD = 32 << 20
 # Free memory a heap may keep at its top: above a prefill's working set (~100 MB for 1,000 tokens; a longer
-# prompt's biggest blocks pass the mmap threshold), so a prefill's is kept, while a one-off like tokenizing a
-# 1 MB request (+264 MB, bench_faults.py) is still given back.
+# prompt's biggest blocks pass the mmap threshold), so a prefill's is kept, while more freed at once (a one-off
+# such as tokenizing a 1 MB request, +264 MB in bench_faults.py) can still go back to the system.
 TRIM_THRESHOLD = 256 << 20
 ENVIRONMENT = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")  # a user's own settings win
 
