@@ -10,7 +10,7 @@ import pytest
 from llm_deeper.evals.exact import contains, exact_match, normalize_answer
 from llm_deeper.evals.rouge import rouge, rouge_detail
 from llm_deeper.evals.scores import aggregate, aggregate_all, bootstrap_indices, bootstrap_stats
-from llm_deeper.evals.tool_use import tool_scores
+from llm_deeper.evals.tool_use import scored_calls, tool_scores
 
 WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters": {
     "type": "object", "properties": {"city": {"type": "string"}, "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}},
@@ -156,3 +156,15 @@ def test_bootstrap_stats_resample_whole_examples():
 def test_aggregate_all_orders_known_metrics_first():
     recs = [{"scores": {"tool_full_match": (1.0, 1.0), "rouge1": (0.5, 1.0), "custom": (2.0, 1.0)}}]
     assert list(aggregate_all(recs)) == ["rouge1", "tool_full_match", "custom"]
+
+
+def test_call_markup_the_parser_returned_as_text_is_no_correct_no_call():
+    """A call to a tool that was not offered comes back as content (as from vLLM): it is a call, and a wrong one."""
+    from llm_deeper.tools.formats import HERMES
+
+    reply = HERMES.parse('<tool_call>\n{"name": "book_flight", "arguments": {"to": "Oslo"}}\n</tool_call>', tool_names=["get_weather"],
+                         keep_cut=True).to_openai_message()
+    assert not reply.get("tool_calls")
+    scores = tool_scores(scored_calls(reply.get("tool_calls"), reply["content"]), [])
+    assert scores["tool_no_call"] == (0.0, 1.0) and scores["tool_call_decision"] == (0.0, 1.0)
+    assert scored_calls(None, "It is sunny in Oslo.") == []  # plain text stays no call

@@ -99,7 +99,7 @@ def run_eval(
     from .perplexity import ppl_scores
     from .rouge import rouge_scores
     from .speed import speed_scores
-    from .tool_use import tool_scores
+    from .tool_use import scored_calls, tool_scores
 
     wanted = set(config.metrics)
     if wanted & GENERATING and generator is None:
@@ -137,7 +137,7 @@ def run_eval(
             if "exact" in wanted and has_reference:
                 scores.update(exact_scores(reply.text, ex.reference))
             if "tools" in wanted and ex.expected_calls is not None:
-                scores.update(tool_scores(reply.tool_calls, ex.expected_calls, ex.tools))
+                scores.update(tool_scores(scored_calls(reply.tool_calls, reply.text), ex.expected_calls, ex.tools))
         if "bertscore" in wanted:
             scored = [i for i in generating if examples[i].reference.strip()]
             on_progress("bertscore", 0, 1)

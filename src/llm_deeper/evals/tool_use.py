@@ -93,6 +93,20 @@ def schema_valid(call: Call, schemas: dict[str, dict]) -> bool:
     return validator.is_valid(call.arguments)
 
 
+def scored_calls(tool_calls: list[dict] | None, text: str) -> list[dict]:
+    """The calls a reply is scored on: its parsed calls, or one call that fits nothing where its text holds call markup.
+
+    The server hands back as text a call it cannot parse (a tool that was not offered, broken
+    JSON), as vLLM does; scored as no call, a reply calling a tool that was not offered counted
+    as a correct no-call (unconstrained evals, `eval --free`).
+    """
+    from ..tools.render import CALL_START
+
+    if tool_calls:
+        return tool_calls
+    return [{"name": "", "arguments": text}] if CALL_START in text else []
+
+
 def tool_scores(predicted: list[dict] | None, expected: list[dict], tools: list[dict] | None = None) -> dict[str, tuple[float, float]]:
     """Per-example scores in the (value, weight) form of `scores.py` (weight 0 = not applicable)."""
     pred = [normalize_call(c) for c in predicted or []]
