@@ -37,9 +37,15 @@ def test_compiled_decode_matches_eager_in_a_shared_batch(tiny_llama_dir, monkeyp
         compiled.close()
 
 
-def test_the_compile_cache_is_keyed_by_the_cpu_kernel_set(monkeypatch):
+def test_the_compile_cache_is_keyed_by_the_cpu_kernel_set_and_old_folders_go(monkeypatch, tmp_path):
     """Steps compiled under the AVX2 kernel variables, loaded without them, gave wrong tokens and aborted (runners.py)."""
+    monkeypatch.setenv("LLM_DEEPER_HOME", str(tmp_path))
     monkeypatch.delenv("ATEN_CPU_CAPABILITY", raising=False)
     native = compile_cache_dir()
     monkeypatch.setenv("ATEN_CPU_CAPABILITY", "avx2")
     assert compile_cache_dir() != native and compile_cache_dir().parent == native.parent
+    stale = native.parent / "torch-0.0-avx2-000000000000"
+    stale.mkdir()
+    os.utime(stale, (0, 0))  # last used in 1970
+    compile_cache_dir()
+    assert not stale.exists() and native.exists()

@@ -339,6 +339,9 @@ def causal_after_cached(q, k, v, past_keys, past_values, scale: float, mask):
     return torch.lerp(own, past, weight)
 
 
+UNUSED_COMPILE_CACHE_S = 30 * 24 * 3600  # a compile-cache folder unused this long is removed
+
+
 def compile_cache_dir():
     """Inductor's on-disk cache for the compiled decode step: one folder per torch, CPU kernel set and engine source.
 
@@ -349,6 +352,8 @@ def compile_cache_dir():
     """
     import hashlib
     import os
+    import shutil
+    import time
     from pathlib import Path
 
     import torch
@@ -361,7 +366,12 @@ def compile_cache_dir():
     for variable in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS"):
         digest.update(f"{variable}={os.environ.get(variable, '')};".encode())
     key = f"torch-{torch.__version__}-{torch.backends.cpu.get_cpu_capability().lower()}-{digest.hexdigest()[:12]}"
-    return artifact_dir("compile-cache") / key
+    folder = artifact_dir("compile-cache", key)  # its time stamp: when it was last used
+    folder.touch()
+    for other in folder.parent.iterdir():  # each upgrade leaves a folder nothing will read again
+        if other.is_dir() and other.name.startswith("torch-") and time.time() - other.stat().st_mtime > UNUSED_COMPILE_CACHE_S:
+            shutil.rmtree(other, ignore_errors=True)
+    return folder
 
 
 def _adapter_groups(adapters: list[str | None]):
