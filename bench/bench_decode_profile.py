@@ -1,6 +1,7 @@
-"""Where an fp32 decode step (or a long prompt's prefill) of the engine spends its time, beside the machine's limit.
+"""Where a decode step (or a long prompt's prefill) of the engine spends its time, beside the machine's limit.
 
-Default model, the engine's runner (eager, as served by default), a 64-token
+Default model, the engine's runner (eager, as served by default; fp32 unless
+`--dtype bfloat16|int8|int4`, the weights `serve --dtype` loads), a 64-token
 prompt in every slot, then decode steps. For each batch size: milliseconds per
 step (median of `--steps`), and torch.profiler's CPU time by op, grouped into
 the matmuls (weights and attention), the attention's softmax/mask, the KV-cache
@@ -22,7 +23,7 @@ the served TTFT row does (its chat-template system prompt is a cached block).
 Run it as is, and with the AVX2-only kernel variables to see an AVX2 EPYC's
 kernels on an AVX-512 machine:
 
-    .venv/bin/python bench/bench_decode_profile.py [--steps 16]
+    .venv/bin/python bench/bench_decode_profile.py [--steps 16] [--dtype int4]
     .venv/bin/python bench/bench_decode_profile.py --prefill 1036 --cached 16 --steps 5
     ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 .venv/bin/python bench/bench_decode_profile.py
 
@@ -41,7 +42,7 @@ from harness import progress, report
 
 # torch op name → what it does in a decode step (or a prefill)
 GROUPS = {
-    "matmul": ("aten::mm", "aten::addmm", "aten::bmm", "aten::matmul", "aten::linear", "aten::_weight_int4pack_mm",
+    "matmul": ("aten::mm", "aten::addmm", "aten::bmm", "aten::matmul", "aten::linear", "aten::_weight_int4pack_mm_for_cpu", "aten::_weight_int8pack_mm",
                "mkldnn::_linear_pointwise"),
     "softmax_and_mask": ("aten::_softmax", "aten::softmax", "aten::masked_fill", "aten::masked_fill_", "aten::le", "aten::arange",
                          "aten::lt", "aten::gt", "aten::ge"),
@@ -80,7 +81,7 @@ def step_bytes(runner, batch: int, length: int) -> int:
         if isinstance(w, torch.Tensor):
             return w.numel() * w.element_size()
         if isinstance(w, PackedWeight):  # two layouts of one weight; a step reads one of them
-            return w.transposed.numel() * w.transposed.element_size()
+            return w.packed.numel() * w.packed.element_size()
         return sum(t.numel() * t.element_size() for t in vars(w).values() if isinstance(t, torch.Tensor))
 
     weights = size(runner.weights.lm_head) + size(runner.weights.norm)
@@ -186,6 +187,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, the engine's default)")
     parser.add_argument("--prefill", type=int, default=0, help="profile the prefill of one prompt of this many tokens instead")
     parser.add_argument("--cached", type=int, default=0, help="with --prefill: tokens already cached before it (the served TTFT row: 16)")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "int8", "int4"],
+                        help="the weights `serve --dtype` loads (int8/int4: quantized projections, bf16 activations)")
     parser.add_argument("--default-malloc", action="store_true", help="leave glibc's malloc thresholds as they are (an A/B of inference/memory.py)")
     args = parser.parse_args()
 
@@ -195,21 +198,23 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     from llm_deeper.inference import runners
+    from llm_deeper.inference.quant import QUANTIZATIONS
     from llm_deeper.inference.runners import LlamaRunner
     from llm_deeper.models.loaders import load_model
 
     if args.default_malloc:
         runners.keep_freed_memory = lambda: False
-    loaded = load_model("smollm2-135m-instruct")
+    quant = args.dtype if args.dtype in QUANTIZATIONS else None
+    loaded = load_model("smollm2-135m-instruct", dtype="bfloat16" if quant else args.dtype)
     if args.prefill:
-        runner = LlamaRunner(loaded.model, 1, args.prefill + 1)
+        runner = LlamaRunner(loaded.model, 1, args.prefill + 1, quant=quant)
         entry = on_a_thread(lambda: profile_prefill(runner, args.prefill, args.steps, args.cached))
         progress(f"prefill: {entry}")
-        report("prefill_profile", {"dtype": "float32", "threads": torch.get_num_threads(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        report("prefill_profile", {"dtype": args.dtype, "threads": torch.get_num_threads(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
                                    "malloc": "glibc default" if args.default_malloc else "thresholds fixed (inference/memory.py)", "prefill": entry})
         return
     batches = [int(b) for b in args.batches.split(",")]
-    runner = LlamaRunner(loaded.model, max(batches), 1024)
+    runner = LlamaRunner(loaded.model, max(batches), 1024, quant=quant)
     prompt = list(range(100, 164))
     with torch.inference_mode():
         for slot in range(max(batches)):
@@ -228,7 +233,7 @@ def main() -> None:
                           "share_of_limit": round(floor_ms / entry["ms_per_step"], 2)})
             progress(f"batch {batch}: {entry}")
             rows[f"batch_{batch}"] = entry
-    report("decode_profile", {"dtype": "float32", "threads": torch.get_num_threads(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+    report("decode_profile", {"dtype": args.dtype, "threads": torch.get_num_threads(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
                               "bandwidth_gb_s": round(bandwidth, 1), **rows})
 
 
