@@ -149,14 +149,14 @@ def test_a_bf16_head_packed_for_onednn_multiplies_as_f_linear(rows):
 
 @pytest.mark.skipif(not bf16_head_packing_pays(), reason="oneDNN's bf16 kernels need AVX-512 BF16 or AMX")
 def test_int4_packs_its_head_only_when_asked(tiny_llama_dir):
-    """The runner packs int4's head; compile() rebuilds the weights unpacked, since inductor
-    cannot lower oneDNN's packed bf16 weight (`serve --dtype int4 --compile` failed with an AssertionError)."""
+    """The runner packs int4's head (so compile() hands its step the model's own head: inductor cannot lower
+    oneDNN's packed bf16 weight, and `serve --dtype int4 --compile` failed with an AssertionError); unpacked by default."""
     from llm_deeper.inference.llama import LlamaWeights
 
     bf16, _ = load_hf_folder(tiny_llama_dir, dtype="bfloat16")
     runner = LlamaRunner(bf16, 1, 64, quant="int4")
     assert runner.packed and isinstance(runner.weights.lm_head, PackedWeight)
-    assert isinstance(LlamaWeights.from_hf(bf16, "int4").lm_head, torch.Tensor)  # what compile() traces
+    assert isinstance(LlamaWeights.from_hf(bf16, "int4").lm_head, torch.Tensor)
 
 
 def test_only_float32_is_packed():
