@@ -210,3 +210,48 @@ def test_multi_exchange_rows_put_several_decisions_behind_one_tool_prompt():
         after_user_or_tool = sum(m["role"] == "assistant" for m in example.messages)
         assert int((weights == 5.0).sum()) == after_user_or_tool  # every assistant turn's first label, not only the first turn's
     assert both > 8 and 0.45 < generated / len(train) < 0.9  # called and declined in one conversation; most over generated tools
+
+
+def test_twins_share_the_offered_tools_one_calls_one_declines_and_train_in_one_step():
+    """A twin pair: one tool list, a request an offered tool serves (a call) and one none serves (words), one
+    `batch_group`; `with_twins` keeps each side's share of the rows; the trainer's order puts a pair in one step."""
+    import torch
+
+    from llm_deeper.data import toolgen
+    from llm_deeper.data.sft_render import tokenize_example
+    from llm_deeper.data.toolcalls import MIX, with_twins
+    from llm_deeper.finetune.loop import kept_together
+    from llm_deeper.models.tiny import tiny_tokenizer
+
+    mix = with_twins(1.0)
+    calls = ("call", "parallel", "thanks", "chain", "gen_call")
+    rows_of = {kind: weight * (2 if kind in ("twin", "gen_twin") else 1) for kind, weight in mix.items()}
+    assert abs(sum(rows_of[k] for k in calls) + (rows_of["twin"] + rows_of["gen_twin"]) / 2 - sum(MIX[k] for k in calls)) < 1e-9
+    assert mix["near_miss"] == mix["gen_near_miss"] == mix["gen_other"] == 0 and mix["small_talk"] == MIX["small_talk"]
+
+    train, _ = make_tool_dataset(n_train=41, n_test=4, seed=0, distractors=1, mix=mix, test_mix={"call": 1.0})
+    assert len(train) == 41
+    pairs: dict[str, list] = {}
+    for example in train:
+        if "batch_group" in example.meta:
+            pairs.setdefault(example.meta["batch_group"], []).append(example)
+    assert len(pairs) >= 10 and {e.meta["kind"] for p in pairs.values() for e in p} == {"twin", "gen_twin"}
+    held_out = {t.name for t in toolgen.tools_of("test")}
+    for called, declined in pairs.values():
+        offered = [t["function"]["name"] for t in called.tools]
+        assert called.tools == declined.tools and len(offered) == 2 and not set(offered) & held_out
+        assert called.messages[1]["tool_calls"][0]["function"]["name"] == called.meta["expected_tool"] in offered
+        assert declined.meta["expected_tool"] is None and len(declined.messages) == 2 and "tool_calls" not in declined.messages[1]
+        assert declined.meta.get("withheld_tool", "") not in offered and user_text(declined) != user_text(called)
+
+    tokenizer = tiny_tokenizer()
+    rows = [tokenize_example(tokenizer, e) for e in train]
+    groups, lengths = [r.group for r in rows], [len(r.input_ids) for r in rows]
+    assert sum(g is not None for g in groups) == 2 * len(pairs)
+    for seed in (0, 1):
+        order = torch.randperm(len(rows), generator=torch.Generator().manual_seed(seed)).tolist()
+        for kept in (kept_together(order, groups, 2), kept_together(order, groups, 2, lengths, seed)):
+            assert sorted(kept) == list(range(len(rows)))
+            step_of = {i: position // 2 for position, i in enumerate(kept)}
+            for group in pairs:
+                assert len({step_of[i] for i in range(len(rows)) if groups[i] == group}) == 1

@@ -236,3 +236,29 @@ def test_bucket_and_decision_weight_train_and_bad_values_are_refused(tiny_llama_
         config(tiny_llama_dir, chat_data, tmp_path / "x", decision_weight=0.0).validate()
     with pytest.raises(UserError, match="--bucket and --pack"):
         config(tiny_llama_dir, chat_data, tmp_path / "x", bucket=True, pack=True).validate()
+
+
+def test_rows_of_a_batch_group_train_in_one_step(tiny_llama_dir, tmp_path, monkeypatch):
+    """The trainer reads the data's `batch_group` (twins) and never splits a group across steps, bucketed or not;
+    a group larger than a step is refused with a clear message."""
+    import llm_deeper.data.sft_render as sft_render
+
+    path = tmp_path / "groups.jsonl"
+    with path.open("w") as handle:
+        for i in range(14):
+            record = {"messages": [{"role": "user", "content": f"Say {i} " + "xy" * (i % 7)}, {"role": "assistant", "content": f"{i}"}]}
+            if i < 8:
+                record["batch_group"] = f"g{i // 2}"  # rows 0-1, 2-3, ...: lengths far apart within a pair
+            handle.write(json.dumps(record) + "\n")
+    seen: list[list[str]] = []
+    collate = sft_render.collate
+    monkeypatch.setattr(sft_render, "collate", lambda batch, pad: seen.append([s for t in batch for s in t.sources]) or collate(batch, pad))
+    for bucket in (False, True):
+        seen.clear()
+        train(config(tiny_llama_dir, path, tmp_path / f"out{bucket}", batch_size=2, epochs=2, bucket=bucket))
+        assert len(seen) == 14  # 7 steps x 2 epochs
+        lines = [[int(s.rsplit(":", 1)[1]) - 1 for s in step] for step in seen]
+        for pair in range(4):
+            assert sum(sorted(step) == [2 * pair, 2 * pair + 1] for step in lines) == 2  # together, once per epoch
+    with pytest.raises(UserError, match="batch_group 'g0' has 2 rows"):
+        train(config(tiny_llama_dir, path, tmp_path / "one", batch_size=1))

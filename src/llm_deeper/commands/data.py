@@ -19,18 +19,20 @@ def make_tools(
     distractors: int = typer.Option(2, "--distractors", min=0, help="Tools offered besides the right one in each conversation."),
     seed: int = typer.Option(0, "--seed", help="Same seed, same files."),
     multi: float = typer.Option(0.0, "--multi", min=0.0, max=1.0, help="Share of training conversations with 2-3 requests behind one tool prompt (bench/RESULTS.md, issue 23)."),
+    twins: float = typer.Option(0.0, "--twins", min=0.0, max=1.0, help="Share of refusals built as twins of calls: one tool list, a request it serves and one it does not, trained in one step (bench/RESULTS.md, issue 23)."),
 ) -> None:
     """Write a synthetic tool-calling data set (OpenAI messages + tools column). Example: llm-deeper data make-tools --out data/tools"""
     from collections import Counter
 
     from rich.console import Console
 
-    from ..data.toolcalls import TEST_MIX, make_tool_dataset, with_multi
+    from ..data.toolcalls import MIX, TEST_MIX, make_tool_dataset, with_multi, with_twins
     from ..data.sft import write_jsonl
     from ..inputs import check_output_dir
 
     check_output_dir(out, "--out")
-    train, test = make_tool_dataset(n_train, n_test, seed, distractors, mix=with_multi(multi) if multi else None, test_mix=TEST_MIX)
+    mix = with_multi(multi) if multi else MIX
+    train, test = make_tool_dataset(n_train, n_test, seed, distractors, mix=with_twins(twins, mix) if twins else mix, test_mix=TEST_MIX)
     console = Console()
     for name, rows in (("train", train), ("test", test)):
         path = write_jsonl(out / f"{name}.jsonl", rows)

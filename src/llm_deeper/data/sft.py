@@ -9,7 +9,8 @@ the server speaks, so training and serving see the same conversations:
 
 Assistant messages may carry OpenAI `tool_calls`, and `role: "tool"` messages
 carry tool results; an optional `tools` column lists the tool schemas the
-model was offered. A bad line raises `DataFormatError` naming the file, the
+model was offered. Rows with the same optional `batch_group` value (twins:
+one tool list, a request served and one not) are trained in the same step. A bad line raises `DataFormatError` naming the file, the
 line number and what is wrong.
 """
 

@@ -28,6 +28,7 @@ class Tokenized:
     labels: list[int]  # = input_ids on assistant tokens, IGNORE elsewhere
     truncated: bool = False  # True when the conversation was cut at max_length
     sources: list[str] = field(default_factory=list)  # "file:line" of each conversation inside (several when packed)
+    group: str | None = None  # the data's `batch_group` column: rows sharing one train in the same step (None when packed)
 
     @property
     def trained_tokens(self) -> int:
@@ -59,7 +60,8 @@ def tokenize_example(tokenizer, example: ChatExample, max_length: int | None = N
     truncated = max_length is not None and len(ids) > max_length
     if truncated:
         ids, labels = ids[:max_length], labels[:max_length]
-    return Tokenized(ids, labels, truncated, [example.source])
+    group = example.meta.get("batch_group")
+    return Tokenized(ids, labels, truncated, [example.source], None if group is None else str(group))
 
 
 def tokenize_dataset(tokenizer, examples: list[ChatExample], max_length: int | None = None, pack: bool = False) -> tuple[list[Tokenized], RenderStats]:

@@ -35,6 +35,14 @@ more labelled decisions per token (3.25 assistant turns per row at share 0.8
 against 1.73, for 1.23x the tokens). `with_multi(share)` makes such a mix;
 at the speedrun's budget it did not beat the single-exchange mix across three seeds.
 
+"Twins" ("twin" over the built-in tools, "gen_twin" over the generated ones) are two
+rows over one offered tool list: a request an offered tool serves (a call) and one
+none serves (a near miss or another domain's request, answered in words). They
+share a `batch_group` value, which the trainer keeps in one step (bucketed or
+not), so one update holds both decisions and only the request tells them apart.
+`with_twins(share)` builds that share of a mix's refusals as twins of its calls,
+keeping calls, refusals and chat at their shares of the rows.
+
 The test split has its own random stream and a fixed mix (`TEST_MIX`), so the
 held-out set is the same whatever the training size or mix: a recipe change is
 measured against an unmoved yardstick.
@@ -331,7 +339,15 @@ CHAINS = {
 # (3 seeds per arm, bench/RESULTS.md, issue 23, 2026-12-08): held-out near misses declined 1.3 -> 4.7 of 11,
 # right tool 22.7 -> 17.7 of 36 (calls declined), and cutting knowledge rows made knowledge questions get calls.
 MIX = {"call": 0.14, "parallel": 0.06, "thanks": 0.04, "second_call": 0.0, "chain": 0.08, "gen_call": 0.28,
-       "small_talk": 0.08, "general": 0.08, "near_miss": 0.06, "gen_near_miss": 0.10, "gen_other": 0.08, "multi": 0.0}
+       "small_talk": 0.08, "general": 0.08, "near_miss": 0.06, "gen_near_miss": 0.10, "gen_other": 0.08, "multi": 0.0,
+       "twin": 0.0, "gen_twin": 0.0}
+# "twin" and "gen_twin" (0 here; `with_twins` sets them): each draw writes two rows over one offered tool list, a
+# request an offered tool serves (a call) and one none serves (answered in words), sharing a `batch_group` value
+# so the trainer puts them in one step. "twin" uses the built-in tools (the unserved request is a built-in tool's,
+# one named like an offered tool where there is one), "gen_twin" the generated ones (the unserved request is for
+# a tool of the called tool's domain that is not offered, or GEN_TWIN_OTHER of the time another domain's).
+TWIN_KINDS = ("twin", "gen_twin")
+GEN_TWIN_OTHER = 0.45  # MIX's generated refusals are gen_near_miss 0.10 : gen_other 0.08
 # "multi" (0 here, so this mix's draws stay as they were; `with_multi` sets its share): one tool prompt, then
 # MULTI_TURNS requests whose kinds are drawn from MULTI_KINDS, MULTI_GENERATED of them over generated tools.
 MULTI_TURNS = (2, 3)
@@ -523,12 +539,58 @@ def _multi_conversation(rng: random.Random, split: str, registry, distractors: i
     return ChatExample(messages, registry.subset(offered).schemas(), meta={**meta, "turns": turns, "expected_tool": last})  # the last request's tool
 
 
-def make_conversation(rng: random.Random, split: str, registry, distractors: int = 2, mix: dict[str, float] | None = None) -> ChatExample:
-    """One conversation of the given split, its kind drawn from `mix` (default `MIX`)."""
+def _twin_conversations(rng: random.Random, split: str, registry, kind: str, distractors: int, meta: dict) -> list[ChatExample]:
+    """Twins: one offered tool list, then [a request an offered tool serves (call → result → answer), a request none
+    serves (answered in words)].
+
+    A lone near miss differs from a lone call in its tools *and* its request, so a model can learn "this kind of
+    request gets a call" from the request alone and never read the list; twins differ in the request only, so
+    what tells the two decisions apart is whether the offered list serves it. The rows share a `batch_group`
+    (set by `make_tool_dataset`), so the trainer puts both in one step and one update carries both decisions.
+    """
+    if kind == "gen_twin":
+        from . import toolgen
+
+        own = toolgen.tools_of(split)  # training never sees the test split's tools
+        tool = rng.choice(own)
+        offered = [tool] + rng.sample([t for t in own if t.name != tool.name], distractors)
+        rng.shuffle(offered)
+        names = {t.name for t in offered}
+        request, arguments = toolgen.make_request(rng, split, tool)
+        result, answer = toolgen.make_result(rng, tool, arguments)
+        call, response = _call_and_result(rng, tool.name, arguments, result)
+        same_domain = rng.random() >= GEN_TWIN_OTHER
+        unserved = [t for t in own if t.name not in names and (t.domain is tool.domain) == same_domain]
+        withheld = rng.choice(unserved or [t for t in own if t.name not in names])
+        schemas = [t.schema for t in offered]
+        called = [{"role": "user", "content": request}, {"role": "assistant", "content": None, "tool_calls": [call]}, response,
+                  {"role": "assistant", "content": answer}]
+        declined = [{"role": "user", "content": toolgen.make_request(rng, split, withheld)[0]},
+                    {"role": "assistant", "content": toolgen.cannot(withheld)}]
+        return [ChatExample(called, schemas, meta={**meta, "expected_tool": tool.name}),
+                ChatExample(declined, schemas, meta={**meta, "expected_tool": None, "withheld_tool": withheld.name})]
+    scenario = rng.choice(SCENARIOS)
+    offered = _offer(rng, registry.names(), [scenario.tool], distractors)
+    exchange, answer = _tool_turn(rng, split, registry, scenario)
+    request, refusal = _refusal(rng, split, registry, offered, similar=True)
+    schemas = registry.subset(offered).schemas()
+    return [ChatExample(exchange + [{"role": "assistant", "content": answer}], schemas, meta={**meta, "expected_tool": scenario.tool}),
+            ChatExample([{"role": "user", "content": request}, {"role": "assistant", "content": refusal}], schemas, meta={**meta, "expected_tool": None})]
+
+
+def make_conversations(rng: random.Random, split: str, registry, distractors: int = 2, mix: dict[str, float] | None = None) -> list[ChatExample]:
+    """One draw of the given split, its kind drawn from `mix` (default `MIX`): one conversation, or two for twins."""
     names = registry.names()
     mix = mix or MIX
     kind = rng.choices(list(mix), weights=list(mix.values()))[0]
     meta = {"split": split, "kind": kind}
+    if kind in TWIN_KINDS:
+        return _twin_conversations(rng, split, registry, kind, distractors, meta)
+    return [_conversation(rng, split, registry, distractors, kind, names, meta)]
+
+
+def _conversation(rng: random.Random, split: str, registry, distractors: int, kind: str, names: list[str], meta: dict) -> ChatExample:
+    """One conversation of a single-row kind."""
     if kind in ("small_talk", "general"):
         prompt, answer = rng.choice((SMALL_TALK if kind == "small_talk" else GENERAL)[split])
         messages = [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]
@@ -596,14 +658,47 @@ def make_tool_dataset(n_train: int = 400, n_test: int = 60, seed: int = 0, distr
 
         raise UserError(f"unknown conversation kind(s) {', '.join(sorted(unknown))}; choose from {', '.join(MIX)}")
     rng, test_rng = random.Random(seed), random.Random(f"test-{seed}")
-    train = [make_conversation(rng, "train", registry, distractors, mix) for _ in range(n_train)]
-    test = [make_conversation(test_rng, "test", registry, distractors, test_mix or mix or TEST_MIX) for _ in range(n_test)]
+    train = _draw_rows(rng, "train", registry, distractors, mix, n_train)
+    test = _draw_rows(test_rng, "test", registry, distractors, test_mix or mix or TEST_MIX, n_test)
     return train, test
+
+
+def _draw_rows(rng: random.Random, split: str, registry, distractors: int, mix: dict[str, float] | None, n: int) -> list[ChatExample]:
+    """`n` conversations; twins get one `batch_group` value (the trainer keeps a group in one step)."""
+    rows: list[ChatExample] = []
+    while len(rows) < n:
+        drawn = make_conversations(rng, split, registry, distractors, mix)
+        if len(drawn) > 1:
+            for example in drawn:
+                example.meta["batch_group"] = f"{split}-{len(rows)}"
+        rows += drawn
+    if len(rows) > n:  # twins drawn last: the call row stays, alone
+        del rows[n:]
+        rows[-1].meta.pop("batch_group", None)
+    return rows
 
 
 def with_multi(share: float, mix: dict[str, float] = MIX) -> dict[str, float]:
     """`mix` with `share` of its conversations multi-exchange ("multi"), every other kind scaled down to make room."""
     return {**{kind: weight * (1 - share) for kind, weight in mix.items()}, "multi": share}
+
+
+def with_twins(share: float, mix: dict[str, float] = MIX) -> dict[str, float]:
+    """`mix` with `share` of its tool-like refusals built as twins of call rows; the same rows of each kind.
+
+    Each twinned refusal takes one call row of its side as its twin (near_miss with "call", gen_near_miss and
+    gen_other with "gen_call"), so calls, refusals and chat keep their shares of the rows and only the pairing
+    changes. A twin draw writes two rows, so its weight (per draw) is its pairs.
+    """
+    if not 0 <= share <= 1:
+        raise ValueError(f"twin share must be in [0, 1], got {share}")
+    builtin = share * mix["near_miss"]
+    generated = share * (mix["gen_near_miss"] + mix["gen_other"])
+    if builtin > mix["call"] or generated > mix["gen_call"]:
+        raise ValueError("not enough call rows to twin that many refusals")
+    return {**mix, "call": mix["call"] - builtin, "near_miss": mix["near_miss"] - builtin, "gen_call": mix["gen_call"] - generated,
+            "gen_near_miss": mix["gen_near_miss"] * (1 - share), "gen_other": mix["gen_other"] * (1 - share),
+            "twin": mix.get("twin", 0.0) + builtin, "gen_twin": mix.get("gen_twin", 0.0) + generated}
 
 
 def write_tool_dataset(out: str | Path, n_train: int = 400, n_test: int = 60, seed: int = 0, distractors: int = 2,

@@ -70,6 +70,55 @@ def bucketed(order: list[int], lengths: list[int], per_step: int, seed: int) -> 
     return [i for s in shuffled for i in steps[s]] + order[whole:]
 
 
+def kept_together(order: list[int], groups: list[str | None], per_step: int, lengths: list[int] | None = None, seed: int = 0) -> list[int]:
+    """`order` regrouped so the rows of each group (the data's `batch_group`) share a step; bucketed when `lengths` are given.
+
+    Units are a lone row or a whole group, placed where the group's first row falls in `order`; with `lengths`,
+    units are sorted by their longest row within windows of BUCKET_WINDOW steps and the steps shuffled, as
+    `bucketed` does. Steps are filled first-fit, so a unit never straddles two; rows left in unfilled steps go
+    last (unused this epoch, like the tail of a plain order).
+    """
+    import torch
+
+    members: dict[str, list[int]] = {}
+    for i in order:
+        if groups[i] is not None:
+            members.setdefault(groups[i], []).append(i)
+    too_big = next((g for g in dict.fromkeys(groups) if g is not None and len(members.get(g, ())) > per_step), None)  # the first in the file
+    if too_big is not None:
+        raise UserError(f"batch_group {too_big!r} has {len(members[too_big])} rows, more than one step's {per_step}: raise --batch-size or split the group")
+    units, placed = [], set()
+    for i in order:
+        if groups[i] is None:
+            units.append([i])
+        elif groups[i] not in placed:
+            placed.add(groups[i])
+            units.append(members[groups[i]])
+    if lengths is not None:
+        window, sorted_units, start = per_step * BUCKET_WINDOW, [], 0
+        while start < len(units):
+            end, rows = start, 0
+            while end < len(units) and rows < window:
+                rows += len(units[end])
+                end += 1
+            sorted_units += sorted(units[start:end], key=lambda unit: max(lengths[i] for i in unit))
+            start = end
+        units = sorted_units
+    steps, open_steps = [], []
+    for unit in units:
+        room = next((s for s in open_steps if len(s) + len(unit) <= per_step), None)
+        if room is None:
+            room = []
+            open_steps.append(room)
+        room += unit
+        if len(room) == per_step:
+            open_steps.remove(room)
+            steps.append(room)
+    if lengths is not None:
+        steps = [steps[s] for s in torch.randperm(len(steps), generator=torch.Generator().manual_seed(seed + 1)).tolist()]
+    return [i for step in steps for i in step] + [i for step in open_steps for i in step]
+
+
 def pad_id(tokenizer) -> int:
     return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
@@ -140,7 +189,11 @@ def train(config: FinetuneConfig, on_log: Callable[[StepLog], None] | None = Non
         if epoch not in orders:
             orders.clear()
             orders[epoch] = torch.randperm(len(rows), generator=torch.Generator().manual_seed(config.seed * 1000 + epoch)).tolist()
-            if config.bucket:
+            groups = [r.group for r in rows]
+            if any(g is not None for g in groups):  # twins and other groups train in one step
+                lengths = [len(r.input_ids) for r in rows] if config.bucket else None
+                orders[epoch] = kept_together(orders[epoch], groups, per_step, lengths, config.seed * 1000 + epoch)
+            elif config.bucket:
                 orders[epoch] = bucketed(orders[epoch], [len(r.input_ids) for r in rows], per_step, config.seed * 1000 + epoch)
         first = in_epoch * per_step
         micro = []
