@@ -19,12 +19,16 @@ attention kernel, the linears' GFLOP/s, and the minor page faults a prefill take
 (`--default-malloc` leaves glibc's thresholds as they are, inference/memory.py).
 `--cached 16` prefills the prompt after its first 16 tokens are in the cache, as
 the served TTFT row does (its chat-template system prompt is a cached block).
+`--vllm` profiles vLLM's CPU build on the same prompt afterwards, in vLLM's own
+environment (bench/vllm_prefill_profile.py: fp32, both cores, its attention
+kernel, its matmuls and its compiled graph's fused elementwise ops), so the
+TTFT row's gap is split by op group side by side.
 
 Run it as is, and with the AVX2-only kernel variables to see an AVX2 EPYC's
 kernels on an AVX-512 machine:
 
     .venv/bin/python bench/bench_decode_profile.py [--steps 16] [--dtype int4]
-    .venv/bin/python bench/bench_decode_profile.py --prefill 1036 --cached 16 --steps 5
+    .venv/bin/python bench/bench_decode_profile.py --prefill 1036 --cached 16 --steps 5 [--vllm]
     ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 .venv/bin/python bench/bench_decode_profile.py
 
 Prints one JSON object.
@@ -155,6 +159,25 @@ def profile_prefill(runner, length: int, steps: int, cached: int = 0) -> dict:
     return entry
 
 
+def vllm_prefill(length: int, steps: int) -> dict:
+    """bench/vllm_prefill_profile.py's figures, run in vLLM's CPU environment (built on first use)."""
+    import json
+    import subprocess
+    from pathlib import Path
+
+    from llm_deeper.deploy import env as vllm_env
+    from llm_deeper.deploy.launch import model_folder
+
+    python = vllm_env.ensure_env(vllm_env.CPU_SPEC)
+    script = Path(__file__).with_name("vllm_prefill_profile.py")
+    done = subprocess.run([str(python), str(script), str(model_folder("smollm2-135m-instruct")), str(length), str(steps)],
+                          capture_output=True, text=True, timeout=1800)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode or not lines:
+        raise SystemExit(f"vLLM's prefill profile failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
+    return json.loads(lines[-1])
+
+
 def on_a_thread(work):
     """`work()`'s result, run under inference_mode on a thread of its own, as the engine's loop runs
     (glibc gives such a thread its own malloc arena: the page faults differ from the main thread's)."""
@@ -189,6 +212,7 @@ def main() -> None:
     parser.add_argument("--cached", type=int, default=0, help="with --prefill: tokens already cached before it (the served TTFT row: 16)")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "int8", "int4"],
                         help="the weights `serve --dtype` loads (int8/int4: quantized projections, bf16 activations)")
+    parser.add_argument("--vllm", action="store_true", help="with --prefill: profile vLLM's CPU build on the same prompt too, in its own environment")
     parser.add_argument("--default-malloc", action="store_true", help="leave glibc's malloc thresholds as they are (an A/B of inference/memory.py)")
     args = parser.parse_args()
 
@@ -210,8 +234,13 @@ def main() -> None:
         runner = LlamaRunner(loaded.model, 1, args.prefill + 1, quant=quant)
         entry = on_a_thread(lambda: profile_prefill(runner, args.prefill, args.steps, args.cached))
         progress(f"prefill: {entry}")
+        sides = {"prefill": entry}
+        if args.vllm:
+            del runner, loaded  # vLLM's process gets the memory
+            sides["vllm"] = vllm_prefill(args.prefill, args.steps)
+            progress(f"vLLM prefill: {sides['vllm']}")
         report("prefill_profile", {"dtype": args.dtype, "threads": torch.get_num_threads(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-                                   "malloc": "glibc default" if args.default_malloc else "thresholds fixed (inference/memory.py)", "prefill": entry})
+                                   "malloc": "glibc default" if args.default_malloc else "thresholds fixed (inference/memory.py)", **sides})
         return
     batches = [int(b) for b in args.batches.split(",")]
     runner = LlamaRunner(loaded.model, max(batches), 1024, quant=quant)
