@@ -16,7 +16,9 @@ machine's other processes do not count; wall time with more threads). Candidates
   temporary folder; skipped without AVX512-BF16 or a compiler), called through ctypes.
 
 Each candidate's result is checked against the dequantized fp32 matmul first (max abs error,
-printed). GB/s = (N·K/2 + N·K/32·4 bytes) / seconds.
+printed). GB/s = (N·K/2 + N·K/32·4 bytes) / seconds. Inductor's artifacts and the built kernel go
+to a temporary folder removed at the end (not inductor's shared /tmp default, unless
+TORCHINDUCTOR_CACHE_DIR says so).
 
     .venv/bin/python bench/bench_int4_matmul.py [--rows 1,8] [--threads 1,2] [--rounds 5]
 
@@ -26,6 +28,8 @@ Prints one JSON object.
 from __future__ import annotations
 
 import argparse
+import os
+import tempfile
 import time
 
 from harness import progress, report
@@ -70,12 +74,11 @@ def pack_ours(q):
     return torch.cat(blocks, dim=1).contiguous()
 
 
-def our_kernel():
-    """The C function of bench/q4_1_matmul.c, built with gcc now (ctypes), or None where it cannot build or run."""
+def our_kernel(folder=None):
+    """The C function of bench/q4_1_matmul.c, built with gcc now into `folder` (ctypes), or None where it cannot build or run."""
     import ctypes
     import shutil
     import subprocess
-    import tempfile
     from pathlib import Path
 
     flags = {"avx512f", "avx512bw", "avx512vl", "avx512_bf16"}
@@ -85,7 +88,7 @@ def our_kernel():
         return None
     if not flags <= set(cpu) or shutil.which("gcc") is None:
         return None
-    library = Path(tempfile.mkdtemp(prefix="q4_1_matmul-")) / "q4_1_matmul.so"
+    library = Path(folder or tempfile.mkdtemp(prefix="q4_1_matmul-")) / "q4_1_matmul.so"
     subprocess.run(["gcc", "-O3", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512bf16", "-fopenmp", "-shared", "-fPIC",
                     str(Path(__file__).with_name("q4_1_matmul.c")), "-o", str(library)], check=True)
     function = ctypes.CDLL(str(library)).q4_1_matmul
@@ -120,12 +123,12 @@ def build(candidate: str, weight, kernel=None):
     return ours
 
 
-def measure(candidate: str, rows_list, threads_list, rounds: int) -> dict:
+def measure(candidate: str, rows_list, threads_list, rounds: int, scratch: str) -> dict:
     import torch
 
     from llm_deeper.inference.quant import q4_1_groups
 
-    kernel = our_kernel() if candidate == "ours" else None
+    kernel = our_kernel(scratch) if candidate == "ours" else None
     if candidate == "ours" and kernel is None:
         return {"skipped": "no AVX512-BF16 here, or no gcc"}
     torch.manual_seed(0)
@@ -179,8 +182,10 @@ def main() -> None:
     threads_list = [int(t) for t in args.threads.split(",")]
     results = {"layers": LAYERS, "shapes": {k: list(v) for k, v in SHAPES.items()},
                "weights_mb": round(sum(weight_bytes(*s) for s in SHAPES.values()) * LAYERS / 1e6, 1)}
-    for candidate in args.candidates.split(","):
-        results[candidate] = measure(candidate, rows_list, threads_list, args.rounds)
+    with tempfile.TemporaryDirectory(prefix="bench-int4-") as scratch:
+        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", os.path.join(scratch, "inductor"))  # nothing touched inductor yet
+        for candidate in args.candidates.split(","):
+            results[candidate] = measure(candidate, rows_list, threads_list, args.rounds, scratch)
     report("int4_matmul", results)
 
 

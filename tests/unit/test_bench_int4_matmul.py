@@ -16,8 +16,8 @@ from llm_deeper.inference.quant import q4_1_groups  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def kernel():
-    built = bench_int4_matmul.our_kernel()
+def kernel(tmp_path_factory):
+    built = bench_int4_matmul.our_kernel(tmp_path_factory.mktemp("q4_1_matmul"))
     if built is None:
         pytest.skip("the kernel needs AVX512-BF16 and gcc")
     return built
