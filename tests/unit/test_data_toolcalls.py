@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from llm_deeper.data.sft import read_jsonl
-from llm_deeper.data.toolcalls import NO_CALL_KINDS, SCENARIOS, make_tool_dataset, write_tool_dataset
+from llm_deeper.data.toolcalls import NO_CALL_KINDS, SCENARIOS, make_tool_dataset, with_twins, write_tool_dataset
 
 
 def user_text(example) -> str:
@@ -142,7 +142,7 @@ def test_recipe_lengths_fit_the_default_tokenizer():
     assert len(tokenize_dataset(tokenizer, train, QUICK.max_length)[0]) >= QUICK.batch_size
     assert tokenize_dataset(tokenizer, test, QUICK.max_length)[0]
     recipe = ToolRecipe()
-    train, _ = make_tool_dataset(recipe.n_train, 0, recipe.seed, recipe.distractors)
+    train, _ = make_tool_dataset(recipe.n_train, 0, recipe.seed, recipe.distractors, mix=with_twins(recipe.twins))
     ends = [training_ids(tokenizer, e.messages, e.tools).turns[1][1] for e in train if e.meta["kind"] == "chain"]
     assert len(ends) > 10 and sum(end <= recipe.max_length for end in ends) >= 0.6 * len(ends)
     rows, _ = tokenize_dataset(tokenizer, train, recipe.max_length)

@@ -21,6 +21,12 @@ class ToolRecipe:
     """Sizes of one run of the recipe."""
 
     n_train: int = 256  # training conversations: 80 steps x 2 sees 160 of them once; 40% need no call (data.toolcalls.MIX)
+    # Share of the mix's refusals built as twins of its calls (data.toolcalls.with_twins): one tool list, a request it
+    # serves and one it does not, in one step. Five seeds at 1.0 against 0 (bench/RESULTS.md, issue 23, 2026-12-08
+    # 03:50-04:41 UTC): correct no-call 12.8 = 12.8 of 24 (no gain), all right 18.8 -> 21.6 of 60, exact arguments
+    # 7.8 -> 10.8 of 41, steadier across seeds, but 12% more padded positions per 80 steps (twins differ in length),
+    # so the speedrun keeps 0.
+    twins: float = 0.0
     n_test: int = 60  # held-out conversations (about 6 in 10 expect a tool; the generated ones are tools never trained on)
     distractors: int = 1  # tools offered besides the right one (each adds ~120 prompt tokens)
     max_length: int = 704  # tokens per conversation: 13 of 18 chains keep their second call (3 at 640); ~8% more tokens than 640
@@ -108,7 +114,7 @@ class ToolRecipeResult:
 def run_tool_recipe(model: str, base, out: Path, recipe: ToolRecipe = ToolRecipe(), log: Callable[[str], None] = print) -> ToolRecipeResult:
     """Run the recipe; `base` is a LoadedModel of `model` used for the before-probe (left untouched)."""
     from ..data.sft import read_jsonl
-    from ..data.toolcalls import write_tool_dataset
+    from ..data.toolcalls import TEST_MIX, with_twins, write_tool_dataset
     from ..inference.engine import Engine
     from ..train.plot import save_loss_curve
     from .config import FinetuneConfig
@@ -116,7 +122,8 @@ def run_tool_recipe(model: str, base, out: Path, recipe: ToolRecipe = ToolRecipe
     from .tool_probe import tool_call_probe
 
     out = Path(out)
-    train_path, test_path = write_tool_dataset(out / "data", recipe.n_train, recipe.n_test, recipe.seed, recipe.distractors)
+    mix = with_twins(recipe.twins) if recipe.twins else None  # the held-out set keeps TEST_MIX either way
+    train_path, test_path = write_tool_dataset(out / "data", recipe.n_train, recipe.n_test, recipe.seed, recipe.distractors, mix=mix, test_mix=TEST_MIX)
     test = read_jsonl(test_path)
     log(f"data: {recipe.n_train} train / {recipe.n_test} test conversations → {train_path.parent}")
     start = time.perf_counter()
