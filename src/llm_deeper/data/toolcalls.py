@@ -45,7 +45,8 @@ keeping calls, refusals and chat at their shares of the rows. At the speedrun's
 budget, five seeds each: correct no-call unchanged (12.8 of 24 with and without),
 all right 18.8 -> 21.6 of 60, exact arguments 7.8 -> 10.8 of 41, no seed declining
 more than 6 of 36 calls (without: up to 15); the same rows with the pairs split
-across steps gained nothing, so the step is what carries it. No recipe uses them.
+across steps gained nothing, so the step is what carries it; at share 0.5 two seeds
+of five declined 16-17 of 36 calls, so only full pairing was steady. No recipe uses them.
 
 The test split has its own random stream and a fixed mix (`TEST_MIX`), so the
 held-out set is the same whatever the training size or mix: a recipe change is
