@@ -249,13 +249,17 @@ class LlamaRunner:
             # so the cache is read as is (a strided view), never repeated per query head.
             grouped = q.reshape(batch * kv_heads, self.groups, head_dim)
             cached_keys = keys[i][:batch, :, :length].flatten(0, 1).transpose(1, 2)
+            cached_values = values[i][:batch, :, :length].flatten(0, 1)
+            # bf16 activations (bf16, int8, int4 weights): these tiny bmms run in fp32, where they are ~5x faster
+            # (int4, one stream, 2 threads, AMD EPYC: the step's bmms 3.08 -> 0.58 ms, the step 16.5 -> 13.6 ms)
+            if grouped.dtype == torch.bfloat16:
+                grouped, cached_keys, cached_values = grouped.float(), cached_keys.float(), cached_values.float()
             if bias is None:
                 scores = torch.bmm(grouped, cached_keys) * self.scale
             else:
-                scores = torch.baddbmm(bias, grouped, cached_keys, alpha=self.scale)
-            weights = torch.softmax(scores.float(), dim=-1).to(q.dtype)
-            out = torch.bmm(weights, values[i][:batch, :, :length].flatten(0, 1))
-            return out.view(batch, config.heads, 1, head_dim)
+                scores = torch.baddbmm(bias.to(grouped.dtype), grouped, cached_keys, alpha=self.scale)
+            out = torch.bmm(torch.softmax(scores, dim=-1, dtype=torch.float32).to(cached_values.dtype), cached_values)
+            return out.to(q.dtype).view(batch, config.heads, 1, head_dim)
 
         hidden = llama.forward(config, weights, tokens, cos, sin, attend, lora)
         return llama.logits(config, weights, hidden[:, -1])
