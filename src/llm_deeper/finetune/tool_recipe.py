@@ -21,11 +21,8 @@ class ToolRecipe:
     """Sizes of one run of the recipe."""
 
     n_train: int = 256  # training conversations: 80 steps x 2 sees 160 of them once; 40% need no call (data.toolcalls.MIX)
-    # Share of the mix's refusals built as twins of its calls (data.toolcalls.with_twins): one tool list, a request it
-    # serves and one it does not, in one step. Five seeds at 1.0 against 0 (bench/RESULTS.md, issue 23, 2026-12-08
-    # 03:50-04:41 UTC): correct no-call 12.8 = 12.8 of 24 (no gain), all right 18.8 -> 21.6 of 60, exact arguments
-    # 7.8 -> 10.8 of 41, steadier across seeds, but 12% more padded positions per 80 steps (twins differ in length),
-    # so the speedrun keeps 0.
+    # Share of the mix's refusals built as twins of its calls (data.toolcalls.with_twins). 0: at 1.0, five seeds gave
+    # no correct no-call gain for 12% more padded positions (bench/RESULTS.md, issue 23, near-miss twins).
     twins: float = 0.0
     n_test: int = 60  # held-out conversations (about 6 in 10 expect a tool; the generated ones are tools never trained on)
     distractors: int = 1  # tools offered besides the right one (each adds ~120 prompt tokens)
